@@ -1,0 +1,150 @@
+//! The command line: argument definitions and dispatch to one module per command.
+
+mod plan;
+mod schema;
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::manifest::{self, DesiredState, Diagnostics, SecretContext};
+use crate::secret::{Fingerprinter, Keyring, SecretError};
+use crate::store::StoreError;
+
+/// Exit codes, documented in `--help` and the README.
+pub mod exit {
+    /// Success; for `plan`, no changes.
+    pub const OK: u8 = 0;
+    /// An error: invalid manifests, unreachable platform, bad arguments.
+    pub const ERROR: u8 = 1;
+    /// `plan`: there are changes to apply.
+    pub const CHANGES: u8 = 2;
+    /// `run --once` and `status`: something is not Ready.
+    pub const NOT_READY: u8 = 3;
+}
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  success (plan: no changes)
+  1  error: invalid manifests, a platform refused, bad arguments
+  2  plan: there are changes to apply
+  3  run --once, status: some resource is not Ready
+
+Environment:
+  TETHER_AGE_KEY_FILE     age identity file that decrypts secrets (or --age-key-file)
+  RAILWAY_TOKEN, VERCEL_TOKEN, SUPABASE_ACCESS_TOKEN   platform tokens
+  RAILWAY_API_URL, VERCEL_API_URL, SUPABASE_API_URL    override the platforms' base URLs
+  VERCEL_TEAM_ID          Vercel team to act in";
+
+/// tether keeps Railway, Vercel and Supabase converged to a folder of YAML manifests.
+#[derive(Debug, Parser)]
+#[command(name = "tether", version, about, after_help = AFTER_HELP, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    #[command(flatten)]
+    pub global: Global,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args, Clone)]
+pub struct Global {
+    /// age identity file used to decrypt secrets.
+    #[arg(long, global = true, env = "TETHER_AGE_KEY_FILE", value_name = "FILE")]
+    pub age_key_file: Option<PathBuf>,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+    /// More logging (-v: debug, -vv: trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Output {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a manifest directory and print every problem with file:line:column (exit 0 or 1).
+    Validate(validate::ValidateArgs),
+    /// Show the changes that would converge the platforms (exit 0: none, 2: changes, 1: error).
+    Plan(plan::PlanArgs),
+    /// Print the JSON Schema of one kind, or of all kinds (`--write DIR` writes the files).
+    Schema(schema::SchemaArgs),
+}
+
+/// Errors a command reports; printed as one sentence by `main`.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Invalid(Diagnostics),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
+    match cli.command {
+        Command::Validate(a) => validate::run(&cli.global, a),
+        Command::Plan(a) => plan::run(&cli.global, a),
+        Command::Schema(a) => schema::run(a),
+    }
+}
+
+/// The keyring named by `--age-key-file` / `TETHER_AGE_KEY_FILE`, if any.
+pub fn keyring(global: &Global) -> Result<Option<Keyring>, CliError> {
+    match &global.age_key_file {
+        None => Ok(None),
+        Some(p) => Ok(Some(Keyring::load(p)?)),
+    }
+}
+
+/// How messages name the identity's source.
+pub fn key_source(global: &Global) -> String {
+    match &global.age_key_file {
+        Some(p) => format!("TETHER_AGE_KEY_FILE ({})", p.display()),
+        None => "TETHER_AGE_KEY_FILE".into(),
+    }
+}
+
+/// Loads the manifests with the configured keyring; `seed` keys fingerprints when there is none.
+pub fn load_desired(
+    global: &Global,
+    dir: &std::path::Path,
+    keyring: Option<&Keyring>,
+    seed: &[u8],
+) -> Result<DesiredState, Diagnostics> {
+    let fp = keyring
+        .map(Keyring::fingerprinter)
+        .unwrap_or_else(|| Fingerprinter::from_seed(seed));
+    let source = key_source(global);
+    manifest::load(
+        dir,
+        &SecretContext {
+            keyring,
+            fingerprinter: &fp,
+            key_source: &source,
+        },
+    )
+}

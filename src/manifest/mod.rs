@@ -1,0 +1,57 @@
+//! Manifests: the YAML documents that describe desired state, their types, loading and
+//! validation. Pure except for reading files.
+
+mod check;
+pub mod desired;
+pub mod diagnostic;
+pub mod kinds;
+pub mod load;
+pub mod rules;
+pub mod schema;
+#[cfg(test)]
+mod tests;
+pub mod validate;
+pub mod yaml;
+
+use std::path::Path;
+
+pub use desired::{DesiredState, DesiredVar, Resource, Revision, VarValue};
+pub use diagnostic::{Diagnostic, Diagnostics, Source};
+pub use kinds::*;
+pub use validate::SecretContext;
+
+/// Loads and validates every manifest under `dir`: the desired state, or every problem found.
+pub fn load(dir: &Path, secrets: &SecretContext) -> Result<DesiredState, Diagnostics> {
+    let files = load::scan(dir).map_err(|d| Diagnostics(vec![d]))?;
+    load_files(dir, &files, secrets)
+}
+
+/// Like [`load`], for files already read (the watcher reads them once to digest them).
+pub fn load_files(
+    dir: &Path,
+    files: &[load::ManifestFile],
+    secrets: &SecretContext,
+) -> Result<DesiredState, Diagnostics> {
+    let mut docs = Vec::new();
+    let mut errors = Vec::new();
+    for f in files {
+        load::parse_file(f, &mut docs, &mut errors);
+    }
+    let built = validate::build(docs, secrets);
+    match built {
+        Ok(mut state) if errors.is_empty() => {
+            state.revision = load::revision(dir, files);
+            Ok(state)
+        }
+        Ok(_) => {
+            errors.sort();
+            Err(Diagnostics(errors))
+        }
+        Err(more) => {
+            errors.extend(more);
+            errors.sort();
+            errors.dedup();
+            Err(Diagnostics(errors))
+        }
+    }
+}

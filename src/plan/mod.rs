@@ -1,0 +1,378 @@
+//! The pure planner: `plan(&DesiredState, &ObservedState) -> Plan`. No I/O, deterministic order.
+
+mod change;
+pub mod render;
+#[cfg(test)]
+mod tests;
+
+pub use change::*;
+
+use crate::manifest::{DesiredState, EnvironmentSpec, Platform, Resource};
+use crate::observed::{
+    CompareMethod, DeployStatus, Knowledge, ObjectKey, ObjectKind, ObservedEnv, ObservedState,
+};
+
+/// Knobs of the planner.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PlanOptions {
+    /// False when anything in this pass failed to load or decrypt: no deletes at all.
+    pub allow_deletes: bool,
+    /// Refuse an environment's deletes when they exceed this share of its managed objects
+    /// (and there is more than one).
+    pub max_delete_share: f64,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        PlanOptions {
+            allow_deletes: true,
+            max_delete_share: 0.30,
+        }
+    }
+}
+
+/// Plans the changes that converge `observed` to `desired`.
+pub fn plan(desired: &DesiredState, observed: &ObservedState, opts: &PlanOptions) -> Plan {
+    let empty = ObservedEnv::default();
+    let mut plan = Plan::default();
+    for (name, env) in &desired.environments {
+        let obs = observed.environments.get(name).unwrap_or(&empty);
+        if !env.spec.active {
+            plan.notices.push(notice(
+                name,
+                Severity::Info,
+                "Suspended",
+                "active: false; observed, never written",
+            ));
+            continue;
+        }
+        if let Knowledge::Partial(reason) = &obs.knowledge {
+            plan.notices.push(notice(
+                name,
+                Severity::Warning,
+                "ObserveFailed",
+                &format!(
+                    "not planned: observing {} failed: {reason}",
+                    env.spec.platform.title()
+                ),
+            ));
+            continue;
+        }
+        let mut changes = Vec::new();
+        variables(desired, env, obs, observed, &mut changes);
+        deployments(desired, env, obs, &mut changes, &mut plan.notices);
+        domains(desired, env, obs, observed, &mut changes);
+        gate_deletes(name, obs, observed, opts, &mut changes, &mut plan.notices);
+        plan.changes.extend(changes);
+    }
+    for name in observed.environments.keys() {
+        if !desired.environments.contains_key(name)
+            && observed.inventory.iter().any(|k| &k.environment == name)
+        {
+            plan.notices.push(notice(name, Severity::Info, "Orphaned", "no Environment manifest names it any more; its objects are left in place and no longer managed"));
+        }
+    }
+    plan.changes.sort_by(|a, b| order(a).cmp(&order(b)));
+    plan.notices.sort();
+    plan
+}
+
+fn notice(env: &str, severity: Severity, reason: &str, message: &str) -> Notice {
+    Notice {
+        environment: env.into(),
+        severity,
+        reason: reason.into(),
+        message: message.into(),
+    }
+}
+
+fn order(c: &Change) -> (u8, &str, Action, &str) {
+    let phase = match (c.key.kind, c.platform) {
+        (ObjectKind::Variable, Platform::Supabase) => 0,
+        (ObjectKind::Variable, _) => 1,
+        (ObjectKind::Deployment, _) => 2,
+        (ObjectKind::Domain, _) => 3,
+        (ObjectKind::Certificate, _) => 4,
+    };
+    (phase, &c.key.environment, c.action, &c.key.name)
+}
+
+fn variables(
+    desired: &DesiredState,
+    env: &Resource<EnvironmentSpec>,
+    obs: &ObservedEnv,
+    observed: &ObservedState,
+    out: &mut Vec<Change>,
+) {
+    let name = env.name();
+    let platform = env.spec.platform;
+    let wanted = desired.variables.get(name);
+    for (key, dv) in wanted.into_iter().flatten() {
+        let secret = dv.value.is_secret();
+        let platform_type = env
+            .spec
+            .vercel
+            .as_ref()
+            .map(|v| v.var_type(secret).to_string());
+        let current = obs.variables.get(key);
+        let action = match current {
+            None => Action::Create,
+            Some(ov) => {
+                let want = match ov.method {
+                    CompareMethod::Digest => &dv.digest_fingerprint,
+                    CompareMethod::Value | CompareMethod::LastWrite => &dv.fingerprint,
+                };
+                let same_value = ov.fingerprint.as_ref() == Some(want);
+                let same_type = platform_type.is_none() || ov.platform_type == platform_type;
+                if same_value && same_type {
+                    Action::Noop
+                } else {
+                    Action::Update
+                }
+            }
+        };
+        out.push(Change {
+            action,
+            key: ObjectKey::new(name, ObjectKind::Variable, key),
+            platform,
+            detail: Detail::Variable {
+                value: (action != Action::Noop).then(|| dv.value.clone()),
+                secret,
+                platform_type,
+                fingerprint: Some(dv.fingerprint.clone()),
+                id: current.and_then(|c| c.id.clone()),
+            },
+        });
+    }
+    for (key, ov) in &obs.variables {
+        let k = ObjectKey::new(name, ObjectKind::Variable, key);
+        if wanted.is_some_and(|w| w.contains_key(key)) || !observed.inventory.contains(&k) {
+            continue;
+        }
+        out.push(Change {
+            action: Action::Delete,
+            key: k,
+            platform,
+            detail: Detail::Variable {
+                value: None,
+                secret: false,
+                platform_type: None,
+                fingerprint: None,
+                id: ov.id.clone(),
+            },
+        });
+    }
+}
+
+fn deployments(
+    desired: &DesiredState,
+    env: &Resource<EnvironmentSpec>,
+    obs: &ObservedEnv,
+    out: &mut Vec<Change>,
+    notices: &mut Vec<Notice>,
+) {
+    let name = env.name();
+    let platform = env.spec.platform;
+    if platform == Platform::Supabase {
+        return;
+    }
+    let vars_changed = out
+        .iter()
+        .any(|c| c.key.kind == ObjectKind::Variable && c.action.is_write());
+    let active = obs.active_deployment();
+    let from_commit = active.and_then(|d| d.commit.clone());
+    let Some(dep) = desired.deployment_of(name) else {
+        if vars_changed && active.is_some() {
+            out.push(deploy_change(
+                name,
+                platform,
+                None,
+                None,
+                from_commit,
+                "variables changed",
+            ));
+        }
+        return;
+    };
+    let commit = &dep.spec.commit;
+    let same = |c: &Option<String>| {
+        c.as_deref()
+            .is_some_and(|c| c.starts_with(commit.as_str()) || commit.starts_with(c))
+    };
+    if obs
+        .held_commits
+        .iter()
+        .any(|h| h.starts_with(commit.as_str()) || commit.starts_with(h.as_str()))
+    {
+        notices.push(notice(name, Severity::Warning, "CommitHeld", &format!(
+            "commit {} is held after a rollback; it will not be deployed again until the manifest names another commit",
+            short(commit)
+        )));
+        return;
+    }
+    let newest_for_commit = obs.deployments.iter().find(|d| same(&d.commit));
+    let key_commit = Some(commit.clone());
+    match newest_for_commit {
+        None => out.push(deploy_change(
+            name,
+            platform,
+            key_commit,
+            Some(dep.spec.branch.clone()),
+            from_commit,
+            "the pinned commit changed",
+        )),
+        Some(d) if d.status == DeployStatus::Failed || d.status == DeployStatus::Cancelled => {
+            notices.push(notice(
+                name,
+                Severity::Blocked,
+                "DeployFailed",
+                &format!(
+                    "the deploy of {} ended {} ({}); fix the build and pin a new commit",
+                    short(commit),
+                    d.status.as_str(),
+                    d.platform_status
+                ),
+            ));
+        }
+        Some(_) if vars_changed => out.push(deploy_change(
+            name,
+            platform,
+            key_commit,
+            Some(dep.spec.branch.clone()),
+            from_commit,
+            "variables changed",
+        )),
+        Some(d) => out.push(Change {
+            action: Action::Noop,
+            key: ObjectKey::new(name, ObjectKind::Deployment, name),
+            platform,
+            detail: Detail::Deployment {
+                commit: d.commit.clone(),
+                branch: d.branch.clone(),
+                from_commit: None,
+                reason: d.status.as_str().into(),
+                target_deployment: None,
+            },
+        }),
+    }
+}
+
+fn deploy_change(
+    env: &str,
+    platform: Platform,
+    commit: Option<String>,
+    branch: Option<String>,
+    from_commit: Option<String>,
+    reason: &str,
+) -> Change {
+    Change {
+        action: Action::Deploy,
+        key: ObjectKey::new(env, ObjectKind::Deployment, env),
+        platform,
+        detail: Detail::Deployment {
+            commit,
+            branch,
+            from_commit,
+            reason: reason.into(),
+            target_deployment: None,
+        },
+    }
+}
+
+fn short(c: &str) -> &str {
+    &c[..c.len().min(7)]
+}
+
+fn domains(
+    desired: &DesiredState,
+    env: &Resource<EnvironmentSpec>,
+    obs: &ObservedEnv,
+    observed: &ObservedState,
+    out: &mut Vec<Change>,
+) {
+    let name = env.name();
+    let platform = env.spec.platform;
+    let wanted: Vec<_> = desired.domains_of(name).collect();
+    for d in &wanted {
+        let current = obs.domains.get(&d.spec.name);
+        out.push(Change {
+            action: if current.is_some() {
+                Action::Noop
+            } else {
+                Action::Create
+            },
+            key: ObjectKey::new(name, ObjectKind::Domain, &d.spec.name),
+            platform,
+            detail: Detail::Domain {
+                hostname: d.spec.name.clone(),
+                port: d.spec.port,
+                id: current.map(|c| c.id.clone()),
+            },
+        });
+    }
+    for (host, od) in &obs.domains {
+        let k = ObjectKey::new(name, ObjectKind::Domain, host);
+        if wanted.iter().any(|d| &d.spec.name == host) || !observed.inventory.contains(&k) {
+            continue;
+        }
+        out.push(Change {
+            action: Action::Delete,
+            key: k,
+            platform,
+            detail: Detail::Domain {
+                hostname: host.clone(),
+                port: None,
+                id: Some(od.id.clone()),
+            },
+        });
+    }
+}
+
+/// Withholds deletes on partial knowledge, and refuses them beyond the blast-radius cap.
+fn gate_deletes(
+    env: &str,
+    obs: &ObservedEnv,
+    observed: &ObservedState,
+    opts: &PlanOptions,
+    changes: &mut Vec<Change>,
+    notices: &mut Vec<Notice>,
+) {
+    let deletes = changes
+        .iter()
+        .filter(|c| c.action == Action::Delete)
+        .count();
+    if deletes == 0 {
+        return;
+    }
+    let why = if !opts.allow_deletes {
+        Some((
+            Severity::Warning,
+            "DeletesWithheld",
+            format!(
+                "{deletes} delete(s) withheld: the manifests did not all load and decrypt in this pass"
+            ),
+        ))
+    } else if obs.knowledge != Knowledge::Complete {
+        Some((
+            Severity::Warning,
+            "DeletesWithheld",
+            format!("{deletes} delete(s) withheld: the environment was not fully observed"),
+        ))
+    } else {
+        let managed = observed
+            .inventory
+            .iter()
+            .filter(|k| k.environment == env)
+            .count()
+            .max(1);
+        let share = deletes as f64 / managed as f64;
+        (deletes > 1 && share > opts.max_delete_share).then(|| (Severity::Blocked, "BlastRadius", format!(
+            "refused to delete {deletes} of {managed} managed objects ({:.0}% > the {:.0}% cap); check the manifests, or raise --max-delete-share",
+            share * 100.0, opts.max_delete_share * 100.0
+        )))
+    };
+    if let Some((sev, reason, msg)) = why {
+        changes.retain(|c| c.action != Action::Delete);
+        notices.push(notice(env, sev, reason, &msg));
+    }
+}

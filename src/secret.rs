@@ -1,0 +1,350 @@
+//! Secret values: age decryption into zeroizing memory, encryption to recipients, and keyed
+//! fingerprints (HMAC-SHA256) that let tether detect change without keeping a value.
+
+use std::fmt;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use hmac::{Hmac, Mac};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize, Serializer};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+/// What a redacted value prints as, everywhere.
+pub const REDACTED: &str = "(sensitive value)";
+
+/// Errors from reading identities, decrypting and encrypting. None carries a value.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("cannot read the age identity file {path}: {source}")]
+    ReadIdentity {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the age identity file {path} holds no AGE-SECRET-KEY line")]
+    NoIdentityInFile { path: PathBuf },
+    #[error("the age identity file {path} has an invalid key on line {line}")]
+    BadIdentity { path: PathBuf, line: usize },
+    #[error(
+        "no age identity is configured: set TETHER_AGE_KEY_FILE or pass --age-key-file to read secrets"
+    )]
+    NoKeyring,
+    #[error("the ciphertext is not age armor: {0}")]
+    Malformed(String),
+    #[error("no identity in {path} can decrypt it")]
+    NoMatchingIdentity { path: PathBuf },
+    #[error("the plaintext is not UTF-8 text")]
+    NotText,
+    #[error("{0:?} is not an age recipient (age1…)")]
+    BadRecipient(String),
+    #[error("no age recipients are listed: add ageRecipients to .tether.yaml at the manifest root")]
+    NoRecipients,
+    #[error("encryption failed: {0}")]
+    Encrypt(String),
+}
+
+/// A value that must never be shown: Debug, Display and Serialize print `(sensitive value)`;
+/// the memory is zeroed on drop.
+#[derive(Clone)]
+pub struct SecretValue(SecretString);
+
+impl SecretValue {
+    pub fn new(s: String) -> Self {
+        SecretValue(SecretString::from(s))
+    }
+    /// The value itself, for the one place that needs it: the request to a platform.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl PartialEq for SecretValue {
+    fn eq(&self, other: &Self) -> bool {
+        self.expose() == other.expose()
+    }
+}
+
+impl fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+impl fmt::Display for SecretValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+impl Serialize for SecretValue {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(REDACTED)
+    }
+}
+
+/// A keyed fingerprint of a value: HMAC-SHA256, hex. Safe to store and print.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Fingerprint(pub String);
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "hmac:{}", &self.0[..self.0.len().min(12)])
+    }
+}
+
+/// Computes fingerprints with a key that never leaves memory.
+#[derive(Clone)]
+pub struct Fingerprinter {
+    key: Zeroizing<[u8; 32]>,
+}
+
+impl fmt::Debug for Fingerprinter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Fingerprinter(..)")
+    }
+}
+
+impl Fingerprinter {
+    /// A fingerprinter keyed by `seed` (an identity, or a random per-store key).
+    pub fn from_seed(seed: &[u8]) -> Self {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(seed).expect("any key length");
+        mac.update(b"tether/fingerprint/v1");
+        let mut key = Zeroizing::new([0u8; 32]);
+        key.copy_from_slice(&mac.finalize().into_bytes());
+        Fingerprinter { key }
+    }
+
+    fn mac(&self, domain: &[u8], data: &[u8]) -> Fingerprint {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&*self.key).expect("32-byte key");
+        mac.update(domain);
+        mac.update(data);
+        Fingerprint(hex::encode(mac.finalize().into_bytes()))
+    }
+
+    /// The fingerprint of a value as read back from a platform or written by tether.
+    pub fn of_value(&self, value: &str) -> Fingerprint {
+        self.mac(b"value:", value.as_bytes())
+    }
+
+    /// The fingerprint of a SHA-256 hex digest, as Supabase returns for a secret. The digest
+    /// itself is never stored: a bare SHA-256 of a short secret can be guessed.
+    pub fn of_sha256_hex(&self, digest: &str) -> Fingerprint {
+        self.mac(b"sha256:", digest.to_ascii_lowercase().as_bytes())
+    }
+
+    /// Both fingerprints of a desired value: of the value, and of its SHA-256 digest.
+    pub fn both(&self, value: &str) -> (Fingerprint, Fingerprint) {
+        (
+            self.of_value(value),
+            self.of_sha256_hex(&hex::encode(Sha256::digest(value.as_bytes()))),
+        )
+    }
+}
+
+/// The daemon's age identities, read from the identity file.
+pub struct Keyring {
+    path: PathBuf,
+    identities: Vec<age::x25519::Identity>,
+}
+
+impl fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Keyring({}, {} identities)",
+            self.path.display(),
+            self.identities.len()
+        )
+    }
+}
+
+impl Keyring {
+    /// Reads an identity file as `age-keygen` writes it: `AGE-SECRET-KEY-1…` lines, `#` comments.
+    pub fn load(path: &Path) -> Result<Keyring, SecretError> {
+        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
+            SecretError::ReadIdentity {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?);
+        let mut identities = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let id =
+                age::x25519::Identity::from_str(line).map_err(|_| SecretError::BadIdentity {
+                    path: path.to_path_buf(),
+                    line: i + 1,
+                })?;
+            identities.push(id);
+        }
+        if identities.is_empty() {
+            return Err(SecretError::NoIdentityInFile {
+                path: path.to_path_buf(),
+            });
+        }
+        Ok(Keyring {
+            path: path.to_path_buf(),
+            identities,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The recipients (`age1…`) of this keyring's identities.
+    pub fn recipients(&self) -> Vec<String> {
+        self.identities
+            .iter()
+            .map(|i| i.to_public().to_string())
+            .collect()
+    }
+
+    /// A fingerprinter keyed by the first identity.
+    pub fn fingerprinter(&self) -> Fingerprinter {
+        let secret = self.identities[0].to_string();
+        Fingerprinter::from_seed(secret.expose_secret().as_bytes())
+    }
+
+    /// Decrypts ASCII-armored age ciphertext into a secret value.
+    pub fn decrypt(&self, armored: &str) -> Result<SecretValue, SecretError> {
+        let reader = age::armor::ArmoredReader::new(armored.trim().as_bytes());
+        let decryptor =
+            age::Decryptor::new(reader).map_err(|e| SecretError::Malformed(describe(&e)))?;
+        let ids = self.identities.iter().map(|i| i as &dyn age::Identity);
+        let mut stream = decryptor.decrypt(ids).map_err(|e| match e {
+            age::DecryptError::NoMatchingKeys => SecretError::NoMatchingIdentity {
+                path: self.path.clone(),
+            },
+            other => SecretError::Malformed(describe(&other)),
+        })?;
+        let mut buf = Zeroizing::new(Vec::new());
+        stream
+            .read_to_end(&mut buf)
+            .map_err(|e| SecretError::Malformed(e.to_string()))?;
+        let text = std::str::from_utf8(&buf).map_err(|_| SecretError::NotText)?;
+        Ok(SecretValue::new(text.to_string()))
+    }
+
+    /// Generates a new identity; returns the identity file text and its recipient.
+    pub fn generate() -> (Zeroizing<String>, String) {
+        let id = age::x25519::Identity::generate();
+        let recipient = id.to_public().to_string();
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let text = format!(
+            "# created: {now}\n# public key: {recipient}\n{}\n",
+            id.to_string().expose_secret()
+        );
+        (Zeroizing::new(text), recipient)
+    }
+}
+
+fn describe(e: &age::DecryptError) -> String {
+    match e {
+        age::DecryptError::InvalidHeader => "the age header is invalid".into(),
+        age::DecryptError::InvalidMac => "the age header's MAC does not match (corrupted)".into(),
+        age::DecryptError::DecryptionFailed => "the payload does not decrypt (corrupted)".into(),
+        age::DecryptError::UnknownFormat => "unknown age format".into(),
+        age::DecryptError::Io(io) => format!("unreadable armor ({io})"),
+        other => other.to_string(),
+    }
+}
+
+/// Parses recipient strings (`age1…`).
+pub fn parse_recipients(list: &[String]) -> Result<Vec<age::x25519::Recipient>, SecretError> {
+    if list.is_empty() {
+        return Err(SecretError::NoRecipients);
+    }
+    list.iter()
+        .map(|r| {
+            age::x25519::Recipient::from_str(r.trim())
+                .map_err(|_| SecretError::BadRecipient(r.clone()))
+        })
+        .collect()
+}
+
+/// Encrypts `plaintext` to the recipients, ASCII-armored (what `age -a -r` writes).
+pub fn encrypt(
+    plaintext: &str,
+    recipients: &[age::x25519::Recipient],
+) -> Result<String, SecretError> {
+    if recipients.is_empty() {
+        return Err(SecretError::NoRecipients);
+    }
+    let enc = age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
+        .map_err(|e| SecretError::Encrypt(e.to_string()))?;
+    let mut out = Vec::new();
+    let armor = age::armor::ArmoredWriter::wrap_output(&mut out, age::armor::Format::AsciiArmor)
+        .map_err(|e| SecretError::Encrypt(e.to_string()))?;
+    let mut w = enc
+        .wrap_output(armor)
+        .map_err(|e| SecretError::Encrypt(e.to_string()))?;
+    w.write_all(plaintext.as_bytes())
+        .map_err(|e| SecretError::Encrypt(e.to_string()))?;
+    w.finish()
+        .and_then(|armor| armor.finish())
+        .map_err(|e| SecretError::Encrypt(e.to_string()))?;
+    String::from_utf8(out).map_err(|e| SecretError::Encrypt(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_redaction() {
+        let (text, recipient) = Keyring::generate();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("id.txt");
+        std::fs::write(&path, text.as_bytes()).unwrap();
+        let ring = Keyring::load(&path).unwrap();
+        assert_eq!(ring.recipients(), vec![recipient.clone()]);
+        let ct = encrypt("hunter2", &parse_recipients(&[recipient]).unwrap()).unwrap();
+        assert!(ct.starts_with("-----BEGIN AGE ENCRYPTED FILE-----"));
+        let v = ring.decrypt(&ct).unwrap();
+        assert_eq!(v.expose(), "hunter2");
+        assert_eq!(format!("{v} {v:?}"), "(sensitive value) (sensitive value)");
+        assert_eq!(serde_json::to_string(&v).unwrap(), "\"(sensitive value)\"");
+    }
+
+    #[test]
+    fn wrong_identity_and_corruption_are_distinct_errors() {
+        let (_, other) = Keyring::generate();
+        let (text, _) = Keyring::generate();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("id.txt");
+        std::fs::write(&path, text.as_bytes()).unwrap();
+        let ring = Keyring::load(&path).unwrap();
+        let ct = encrypt("x", &parse_recipients(&[other]).unwrap()).unwrap();
+        assert!(matches!(
+            ring.decrypt(&ct),
+            Err(SecretError::NoMatchingIdentity { .. })
+        ));
+        let mut lines: Vec<String> = ct.lines().map(String::from).collect();
+        lines[2] = lines[2].chars().rev().collect();
+        assert!(matches!(
+            ring.decrypt(&lines.join("\n")),
+            Err(SecretError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn fingerprints_are_keyed() {
+        let a = Fingerprinter::from_seed(b"one");
+        let b = Fingerprinter::from_seed(b"two");
+        assert_eq!(a.of_value("v"), a.of_value("v"));
+        assert_ne!(a.of_value("v"), b.of_value("v"));
+        assert_ne!(a.of_value("v").0, hex::encode(Sha256::digest(b"v")));
+        let (_, d) = a.both("v");
+        assert_eq!(
+            d,
+            a.of_sha256_hex(&hex::encode(Sha256::digest(b"v")).to_uppercase())
+        );
+    }
+}
