@@ -2,8 +2,15 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod daemon;
 pub mod manifest;
 pub mod observed;
 pub mod plan;
+pub mod provider;
+pub mod reconcile;
+pub mod retry;
 pub mod secret;
+pub mod simulate;
+pub mod status;
 pub mod store;
+pub mod watch;

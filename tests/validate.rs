@@ -167,6 +167,7 @@ fn plan_lists_a_create_for_every_resource_and_exits_2() {
     let out = tether(&[
         "plan",
         "examples/vocilia",
+        "--offline",
         "--state-dir",
         state.path().join("s").to_str().unwrap(),
         "--output",
@@ -201,6 +202,7 @@ fn plan_exits_0_without_changes_and_1_on_error() {
     let out = tether(&[
         "plan",
         dir.path().to_str().unwrap(),
+        "--offline",
         "--state-dir",
         state.to_str().unwrap(),
     ]);

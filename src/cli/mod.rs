@@ -1,7 +1,10 @@
 //! The command line: argument definitions and dispatch to one module per command.
 
 mod plan;
+mod run;
 mod schema;
+mod simulate;
+mod status;
 mod validate;
 
 use std::path::PathBuf;
@@ -81,6 +84,13 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Show the changes that would converge the platforms (exit 0: none, 2: changes, 1: error).
     Plan(plan::PlanArgs),
+    /// Run the daemon: watch the manifests and keep the platforms converged (`--once`: one
+    /// converging run, exit 0 when everything is Ready, 3 when not).
+    Run(Box<run::RunArgs>),
+    /// Show the status the daemon wrote (exit 0: all Ready, 3: not).
+    Status(status::StatusArgs),
+    /// Serve simulated Railway, Vercel and Supabase APIs on one port.
+    Simulate(simulate::SimulateArgs),
     /// Print the JSON Schema of one kind, or of all kinds (`--write DIR` writes the files).
     Schema(schema::SchemaArgs),
 }
@@ -101,6 +111,10 @@ pub enum CliError {
         what: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Daemon(#[from] crate::daemon::DaemonError),
+    #[error(transparent)]
+    Provider(#[from] crate::provider::ProviderError),
 }
 
 /// Runs a parsed command line.
@@ -108,6 +122,9 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
         Command::Validate(a) => validate::run(&cli.global, a),
         Command::Plan(a) => plan::run(&cli.global, a),
+        Command::Run(a) => run::run(&cli.global, *a),
+        Command::Status(a) => status::run(a),
+        Command::Simulate(a) => simulate::run(&cli.global, a),
         Command::Schema(a) => schema::run(a),
     }
 }

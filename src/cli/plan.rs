@@ -1,4 +1,5 @@
 //! `tether plan DIR`: the changes that would converge the platforms, with Terraform's exit codes.
+//! It observes the platforms (read-only) unless `--offline`, which plans against the cache.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,17 +7,22 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::{CliError, Global, Output, exit};
+use crate::observed::Knowledge;
 use crate::plan::{self, PlanOptions, render};
-use crate::store::Store;
+use crate::provider::{LastWrite, ObserveCtx, PlatformConfig, platforms_used};
+use crate::store::{Store, trees};
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     /// The manifest directory.
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
-    /// The state directory whose cached observed state is planned against.
+    /// The state directory (tether's inventory, and the cache `--offline` plans against).
     #[arg(long, value_name = "DIR", default_value = ".tether")]
     pub state_dir: PathBuf,
+    /// Plan against the cached observed state without calling any platform.
+    #[arg(long)]
+    pub offline: bool,
     /// text for people, json for CI.
     #[arg(long, short, value_enum, default_value_t = Output::Text)]
     pub output: Output,
@@ -27,8 +33,8 @@ pub struct PlanArgs {
 
 pub fn run(global: &Global, args: PlanArgs) -> Result<ExitCode, CliError> {
     let keyring = super::keyring(global)?;
-    // Without a state directory there is nothing cached: plan against empty observed state
-    // (and do not create the directory just to read it).
+    // Without a state directory there is nothing cached: plan against an empty cache (and do
+    // not create the directory just to read it).
     let store = if args.state_dir.exists() {
         Store::open(&args.state_dir)?
     } else {
@@ -37,7 +43,63 @@ pub fn run(global: &Global, args: PlanArgs) -> Result<ExitCode, CliError> {
     let seed = store.fingerprint_seed()?;
     let desired = super::load_desired(global, &args.dir, keyring.as_ref(), &seed)
         .map_err(CliError::Invalid)?;
-    let observed = store.observed()?;
+    let mut observed = store.observed()?;
+    if !args.offline {
+        let cfg = PlatformConfig::from_env(
+            &platforms_used(&desired),
+            |k| std::env::var(k).ok(),
+            &Default::default(),
+        )?;
+        let providers = cfg.providers();
+        let fp = crate::daemon::fingerprinter(keyring.as_ref(), &store)?;
+        let rt = tokio::runtime::Runtime::new().map_err(|source| CliError::Io {
+            what: "cannot start the async runtime".into(),
+            source,
+        })?;
+        rt.block_on(async {
+            for (name, env) in &desired.environments {
+                let Some(p) = providers.get(env.spec.platform) else {
+                    continue;
+                };
+                let lw: std::collections::BTreeMap<String, LastWrite> = store
+                    .scan::<LastWrite>(trees::WRITES, &format!("{name}/"))?
+                    .into_iter()
+                    .map(|(k, v)| {
+                        (
+                            k.split_once('/').map(|(_, k)| k.to_string()).unwrap_or(k),
+                            v,
+                        )
+                    })
+                    .collect();
+                let branch = desired.deployment_of(name).map(|d| d.spec.branch.clone());
+                let ctx = ObserveCtx {
+                    fingerprinter: &fp,
+                    last_writes: &lw,
+                    branch: branch.as_deref(),
+                };
+                let held = observed
+                    .environments
+                    .get(name)
+                    .map(|o| o.held_commits.clone())
+                    .unwrap_or_default();
+                let entry = match p.observe(env, ctx).await {
+                    Ok(mut o) => {
+                        o.held_commits = held;
+                        o
+                    }
+                    Err(e) => {
+                        eprintln!("warning: observing {name} failed: {e}");
+                        crate::observed::ObservedEnv {
+                            knowledge: Knowledge::Partial(e.to_string()),
+                            ..Default::default()
+                        }
+                    }
+                };
+                observed.environments.insert(name.clone(), entry);
+            }
+            Ok::<_, CliError>(())
+        })?;
+    }
     let opts = PlanOptions {
         allow_deletes: true,
         max_delete_share: args.max_delete_share,

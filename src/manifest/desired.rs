@@ -64,7 +64,7 @@ pub struct DesiredVar {
 
 /// Where the manifests came from: a digest of their content, and the git commit when the
 /// directory is a checkout.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Revision {
     pub digest: String,

@@ -19,7 +19,7 @@ impl fmt::Display for Source {
 }
 
 /// One problem in the manifests. Prints as `file:line:col: path: message`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 pub struct Diagnostic {
     pub file: PathBuf,
     pub line: usize,

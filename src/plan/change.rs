@@ -50,6 +50,9 @@ pub enum Detail {
         /// Recorded after the write (for last-write comparison); not printed.
         #[serde(skip)]
         fingerprint: Option<Fingerprint>,
+        /// The platform's type differs from the one to write (Vercel: an edit, not an upsert).
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        type_changed: bool,
         /// The platform's id of the variable (for edits and deletes).
         #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<String>,
@@ -91,7 +94,7 @@ pub struct Change {
 }
 
 /// How serious a notice is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Info,
@@ -101,7 +104,7 @@ pub enum Severity {
 }
 
 /// Something the plan withheld or wants people to know.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Notice {
     pub environment: String,

@@ -115,6 +115,8 @@ fn variables(
             .as_ref()
             .map(|v| v.var_type(secret).to_string());
         let current = obs.variables.get(key);
+        let type_changed =
+            current.is_some_and(|ov| platform_type.is_some() && ov.platform_type != platform_type);
         let action = match current {
             None => Action::Create,
             Some(ov) => {
@@ -139,6 +141,7 @@ fn variables(
                 value: (action != Action::Noop).then(|| dv.value.clone()),
                 secret,
                 platform_type,
+                type_changed,
                 fingerprint: Some(dv.fingerprint.clone()),
                 id: current.and_then(|c| c.id.clone()),
             },
@@ -157,6 +160,7 @@ fn variables(
                 value: None,
                 secret: false,
                 platform_type: None,
+                type_changed: false,
                 fingerprint: None,
                 id: ov.id.clone(),
             },

@@ -1,0 +1,351 @@
+//! The daemon: loads and watches the manifests, schedules passes (on change, on per-environment
+//! resync with jitter, soon while something progresses, after a backoff when it failed), and
+//! stops cleanly on SIGTERM/SIGINT.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::manifest::{self, DesiredState, Diagnostics, Platform, SecretContext};
+use crate::provider::{PlatformConfig, ProviderError, Providers, Rate, endpoint};
+use crate::reconcile::{Options, PassReport, ReconcileError, Reconciler};
+use crate::secret::SecretValue;
+use crate::secret::{Fingerprinter, Keyring};
+use crate::simulate::{Seed, SimConfig, SimHandle, SimTokens, Simulator};
+use crate::status::{Index, StatusError};
+use crate::store::{Store, StoreError};
+use crate::watch::{DirWatch, WatchError};
+
+/// Errors that stop the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Reconcile(#[from] ReconcileError),
+    #[error(transparent)]
+    Status(#[from] StatusError),
+    #[error(transparent)]
+    Watch(#[from] WatchError),
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    #[error("the manifests are invalid:\n{0}")]
+    Invalid(Diagnostics),
+    #[error("cannot start the simulator: {0}")]
+    Simulator(std::io::Error),
+}
+
+/// How the daemon ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    /// Stopped by a signal, or `--once` with everything Ready.
+    Done,
+    /// `--once`: some resources are not Ready; the reason.
+    NotReady(String),
+}
+
+/// Everything `tether run` was asked for.
+pub struct DaemonConfig {
+    pub manifests: PathBuf,
+    pub state_dir: PathBuf,
+    pub opts: Options,
+    pub keyring: Option<Keyring>,
+    pub key_source: String,
+    pub once: bool,
+    /// `--once` gives up after this long.
+    pub once_timeout: Duration,
+    pub debounce: Duration,
+}
+
+/// The manifests, loaded with the keyring.
+pub struct Loader {
+    pub dir: PathBuf,
+    keyring: Option<Keyring>,
+    fp: Fingerprinter,
+    key_source: String,
+    last_digest: Option<String>,
+}
+
+impl Loader {
+    pub fn new(
+        dir: &Path,
+        keyring: Option<Keyring>,
+        fp: Fingerprinter,
+        key_source: String,
+    ) -> Self {
+        Loader {
+            dir: dir.to_path_buf(),
+            keyring,
+            fp,
+            key_source,
+            last_digest: None,
+        }
+    }
+
+    /// Rescans; None when the content digest is unchanged since the last call.
+    pub fn reload(&mut self) -> Option<Result<DesiredState, Diagnostics>> {
+        let files = match manifest::load::scan(&self.dir) {
+            Ok(f) => f,
+            Err(d) => return Some(Err(Diagnostics(vec![d]))),
+        };
+        let digest = manifest::load::digest(&self.dir, &files);
+        if self.last_digest.as_deref() == Some(digest.as_str()) {
+            return None;
+        }
+        self.last_digest = Some(digest);
+        let ctx = SecretContext {
+            keyring: self.keyring.as_ref(),
+            fingerprinter: &self.fp,
+            key_source: &self.key_source,
+        };
+        Some(manifest::load_files(&self.dir, &files, &ctx))
+    }
+}
+
+/// The fingerprint key: from the identity, else a random key kept in the store.
+pub fn fingerprinter(
+    keyring: Option<&Keyring>,
+    store: &Store,
+) -> Result<Fingerprinter, StoreError> {
+    Ok(match keyring {
+        Some(k) => k.fingerprinter(),
+        None => Fingerprinter::from_seed(&store.fingerprint_seed()?),
+    })
+}
+
+/// Runs the daemon until a signal (or, with `--once`, until converged or stuck).
+pub async fn run(
+    cfg: DaemonConfig,
+    store: Store,
+    platforms: Platforms,
+) -> Result<Exit, DaemonError> {
+    let fp = fingerprinter(cfg.keyring.as_ref(), &store)?;
+    let mut loader = Loader::new(
+        &cfg.manifests,
+        cfg.keyring,
+        fp.clone(),
+        cfg.key_source.clone(),
+    );
+    let first = loader.reload().expect("the first load always runs");
+    let desired = match &first {
+        Ok(d) => d.clone(),
+        Err(diags) if cfg.once => return Err(DaemonError::Invalid(diags.clone())),
+        Err(_) => DesiredState::default(),
+    };
+    let (providers, _simulator) = platforms.connect(&desired).await?;
+    let mut rec = Reconciler::new(store.clone(), providers, fp, cfg.opts.clone())?;
+    rec.set_desired(first);
+    let (mut watch, mut changes) = if cfg.once {
+        (None, tokio::sync::mpsc::unbounded_channel().1)
+    } else {
+        let (w, rx) = DirWatch::start(&cfg.manifests, cfg.debounce)?;
+        (Some(w), rx)
+    };
+    let mut schedule: BTreeMap<String, (Instant, bool)> = BTreeMap::new();
+    let due_all_now = |rec: &Reconciler, schedule: &mut BTreeMap<String, (Instant, bool)>| {
+        if let Some(d) = rec.desired() {
+            let now = Instant::now();
+            schedule.retain(|k, _| d.environments.contains_key(k));
+            for name in d.environments.keys() {
+                let fresh = schedule.get(name).is_some_and(|(_, f)| *f);
+                schedule.insert(name.clone(), (now, fresh));
+            }
+        }
+    };
+    due_all_now(&rec, &mut schedule);
+    rec.write_status()?;
+    let deadline = Instant::now() + cfg.once_timeout;
+    let mut shutdown = std::pin::pin!(shutdown_signal());
+    loop {
+        let now = Instant::now();
+        let due: BTreeMap<String, bool> = schedule
+            .iter()
+            .filter(|(_, (t, _))| *t <= now)
+            .map(|(k, (_, f))| (k.clone(), *f))
+            .collect();
+        if !due.is_empty() {
+            let report: PassReport = {
+                let pass = rec.pass(&due);
+                tokio::pin!(pass);
+                tokio::select! {
+                    r = &mut pass => r?,
+                    _ = &mut shutdown => {
+                        tracing::info!("stopping: letting in-flight calls finish (at most 10s)");
+                        let _ = tokio::time::timeout(Duration::from_secs(10), pass).await;
+                        store.flush()?;
+                        return Ok(Exit::Done);
+                    }
+                }
+            };
+            let now = Instant::now();
+            for (env, (delay, fresh)) in &report.next {
+                if due.contains_key(env) || !schedule.contains_key(env) {
+                    schedule.insert(env.clone(), (now + *delay, *fresh));
+                }
+            }
+            if cfg.once {
+                let (index, _) = rec.write_status()?;
+                if let Some(exit) = once_exit(&index, &report, now >= deadline) {
+                    store.flush()?;
+                    return Ok(exit);
+                }
+            }
+        }
+        let next = schedule
+            .values()
+            .map(|(t, _)| *t)
+            .min()
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        let next = if cfg.once { next.min(deadline) } else { next };
+        tokio::select! {
+            _ = tokio::time::sleep_until(next) => {}
+            Some(()) = changes.recv() => {
+                while changes.try_recv().is_ok() {}
+                if let Some(w) = watch.as_mut() {
+                    w.refresh();
+                }
+                if let Some(loaded) = loader.reload() {
+                    match &loaded {
+                        Ok(d) => tracing::info!(revision = %d.revision, "manifests changed"),
+                        Err(e) => tracing::warn!(errors = e.len(), "manifests changed and are invalid"),
+                    }
+                    rec.set_desired(loaded);
+                    due_all_now(&rec, &mut schedule);
+                }
+            }
+            _ = &mut shutdown => {
+                tracing::info!("stopping");
+                store.flush()?;
+                return Ok(Exit::Done);
+            }
+        }
+    }
+}
+
+/// `--once` ends when everything is Ready, when nothing can progress without a person, or at
+/// the deadline.
+fn once_exit(index: &Index, report: &PassReport, past_deadline: bool) -> Option<Exit> {
+    let s = index.summary;
+    if index.all_ready() {
+        return Some(Exit::Done);
+    }
+    if s.reconciling == 0 {
+        return Some(Exit::NotReady(format!(
+            "{} of {} resources are Stalled and need a person (see `tether status`)",
+            s.stalled, s.resources
+        )));
+    }
+    if past_deadline {
+        return Some(Exit::NotReady(format!(
+            "timed out with {} of {} resources Ready ({} Reconciling, {} Stalled)",
+            s.ready, s.resources, s.reconciling, s.stalled
+        )));
+    }
+    let _ = report;
+    None
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Which platforms to talk to.
+pub enum Platforms {
+    /// The real APIs, with tokens and URLs from the environment.
+    Real(BTreeMap<Platform, Vec<Rate>>),
+    /// The built-in simulator, started in-process on a port the OS picks and seeded with every
+    /// target the manifests name.
+    Simulated(Box<SimConfig>, BTreeMap<Platform, Vec<Rate>>),
+}
+
+impl Platforms {
+    /// The clients (and the simulator, kept running while its handle lives).
+    pub async fn connect(
+        self,
+        desired: &DesiredState,
+    ) -> Result<(Providers, Option<SimHandle>), DaemonError> {
+        match self {
+            Platforms::Real(rates) => {
+                let used = crate::provider::platforms_used(desired);
+                let cfg = PlatformConfig::from_env(&used, |k| std::env::var(k).ok(), &rates)?;
+                Ok((cfg.providers(), None))
+            }
+            Platforms::Simulated(config, rates) => {
+                let tokens = config.tokens.clone();
+                let addr = "127.0.0.1:0".parse().expect("loopback address");
+                let sim = Simulator::start(addr, *config, Seed::from_desired(desired))
+                    .await
+                    .map_err(DaemonError::Simulator)?;
+                tracing::info!(
+                    "simulator listening on {} (Railway {}, Vercel {}, Supabase {})",
+                    sim.addr,
+                    sim.railway_url(),
+                    sim.vercel_url(),
+                    sim.supabase_url()
+                );
+                Ok((simulated_providers(&sim, &tokens, &rates), Some(sim)))
+            }
+        }
+    }
+}
+
+/// Clients pointed at a running simulator.
+pub fn simulated_providers(
+    sim: &SimHandle,
+    tokens: &SimTokens,
+    rates: &BTreeMap<Platform, Vec<Rate>>,
+) -> Providers {
+    let mut pc = PlatformConfig {
+        railway: None,
+        vercel: None,
+        supabase: None,
+    };
+    let rate = |p| {
+        rates
+            .get(&p)
+            .cloned()
+            .unwrap_or_else(|| crate::provider::default_rates(p))
+    };
+    pc.set(
+        Platform::Railway,
+        endpoint(
+            Platform::Railway,
+            &sim.railway_url(),
+            SecretValue::new(tokens.railway.clone()),
+            rate(Platform::Railway),
+        ),
+    );
+    pc.set(
+        Platform::Vercel,
+        endpoint(
+            Platform::Vercel,
+            &sim.vercel_url(),
+            SecretValue::new(tokens.vercel.clone()),
+            rate(Platform::Vercel),
+        ),
+    );
+    pc.set(
+        Platform::Supabase,
+        endpoint(
+            Platform::Supabase,
+            &sim.supabase_url(),
+            SecretValue::new(tokens.supabase.clone()),
+            rate(Platform::Supabase),
+        ),
+    );
+    pc.providers()
+}

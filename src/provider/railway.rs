@@ -1,0 +1,738 @@
+//! Railway's GraphQL API: name→id resolution (cached), variables, custom domains, deployments.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::http::{ApiStats, Call, Endpoint, Http};
+use super::{Applied, BoxFuture, ObserveCtx, Provider, ProviderError};
+use crate::manifest::{DesiredState, EnvironmentSpec, Platform, RailwayTarget, Resource};
+use crate::observed::*;
+use crate::plan::{Action, Change, Detail};
+
+const P: Platform = Platform::Railway;
+
+pub const Q_PROJECTS: &str = "query Projects($after: String) { projects(first: 50, after: $after) { edges { node { id name } } pageInfo { hasNextPage endCursor } } }";
+pub const Q_PROJECT: &str = "query Project($id: String!) { project(id: $id) { id name environments { edges { node { id name } } } services { edges { node { id name } } } } }";
+pub const Q_VARIABLES: &str = "query Variables($projectId: String!, $environmentId: String!, $serviceId: String) { variables(projectId: $projectId, environmentId: $environmentId, serviceId: $serviceId, unrendered: true) }";
+pub const M_UPSERT: &str = "mutation Upsert($input: VariableCollectionUpsertInput!) { variableCollectionUpsert(input: $input) }";
+pub const M_DELETE_VAR: &str =
+    "mutation Delete($input: VariableDeleteInput!) { variableDelete(input: $input) }";
+pub const Q_DOMAINS: &str = "query Domains($projectId: String!, $environmentId: String!, $serviceId: String!) { domains(projectId: $projectId, environmentId: $environmentId, serviceId: $serviceId) { serviceDomains { id domain } customDomains { id domain status { verified verificationDnsHost verificationToken certificateStatus certificateErrorMessage certificateRetryable dnsRecords { recordType hostlabel fqdn requiredValue currentValue status purpose } certificates { issuedAt expiresAt domainNames fingerprintSha256 } } } } }";
+pub const M_CREATE_DOMAIN: &str = "mutation CreateDomain($input: CustomDomainCreateInput!) { customDomainCreate(input: $input) { id domain } }";
+pub const M_DELETE_DOMAIN: &str =
+    "mutation DeleteDomain($id: String!) { customDomainDelete(id: $id) }";
+pub const M_ISSUE_CERT: &str =
+    "mutation IssueCertificate($id: String!) { customDomainIssueCertificate(id: $id) }";
+pub const Q_DEPLOYMENTS: &str = "query Deployments($input: DeploymentListInput!, $first: Int) { deployments(input: $input, first: $first) { edges { node { id status createdAt url staticUrl canRollback meta } } } }";
+pub const Q_DEPLOYMENT: &str = "query Deployment($id: String!) { deployment(id: $id) { id status createdAt url staticUrl canRollback meta } }";
+pub const M_DEPLOY: &str = "mutation Deploy($serviceId: String!, $environmentId: String!, $commitSha: String) { serviceInstanceDeployV2(serviceId: $serviceId, environmentId: $environmentId, commitSha: $commitSha) }";
+pub const M_REDEPLOY: &str = "mutation Redeploy($serviceId: String!, $environmentId: String!) { serviceInstanceRedeploy(serviceId: $serviceId, environmentId: $environmentId) }";
+pub const M_ROLLBACK: &str = "mutation Rollback($id: String!) { deploymentRollback(id: $id) }";
+
+/// Resolved ids of a service instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ids {
+    pub project: String,
+    pub environment: String,
+    pub service: String,
+}
+
+/// The Railway client.
+pub struct Railway {
+    http: Http,
+    /// Project name or id → (project id, environment ids by name, service ids by name).
+    cache: Mutex<HashMap<String, Arc<ProjectIds>>>,
+}
+
+#[derive(Debug)]
+struct ProjectIds {
+    id: String,
+    environments: BTreeMap<String, String>,
+    services: BTreeMap<String, String>,
+}
+
+fn is_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.chars().enumerate().all(|(i, c)| {
+            if [8, 13, 18, 23].contains(&i) {
+                c == '-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        })
+}
+
+impl Railway {
+    pub fn new(ep: Endpoint) -> Self {
+        Railway {
+            http: Http::new(ep),
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Sends one GraphQL operation and returns `data`, classifying GraphQL errors.
+    pub async fn gql(
+        &self,
+        query: &str,
+        variables: Value,
+        secrets: Vec<&str>,
+        create: bool,
+    ) -> Result<Value, ProviderError> {
+        let mut call = Call::new(
+            Method::POST,
+            "/graphql/v2",
+            Some(json!({"query": query, "variables": variables})),
+        )
+        .secrets(secrets);
+        if create {
+            call = call.create();
+        }
+        let reply = self.http.call(call).await?;
+        if let Some(errors) = reply
+            .body
+            .get("errors")
+            .and_then(Value::as_array)
+            .filter(|e| !e.is_empty())
+        {
+            let msg = errors[0]
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown error")
+                .to_string();
+            let code = errors[0]
+                .pointer("/extensions/code")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let lower = msg.to_ascii_lowercase();
+            return Err(
+                if lower.contains("not authorized") || code == "UNAUTHENTICATED" {
+                    ProviderError::Unauthorized {
+                        platform: P,
+                        var: "RAILWAY_TOKEN",
+                        detail: msg,
+                    }
+                } else if lower.contains("not found") {
+                    ProviderError::NotFound {
+                        platform: P,
+                        what: msg,
+                    }
+                } else if code == "INTERNAL_SERVER_ERROR" {
+                    ProviderError::Unavailable {
+                        platform: P,
+                        detail: msg,
+                        retry_after: None,
+                    }
+                } else {
+                    ProviderError::Rejected {
+                        platform: P,
+                        status: reply.status,
+                        message: msg,
+                    }
+                },
+            );
+        }
+        reply
+            .body
+            .get("data")
+            .cloned()
+            .filter(|d| !d.is_null())
+            .ok_or_else(|| ProviderError::Garbage {
+                platform: P,
+                detail: "a GraphQL answer without data".into(),
+            })
+    }
+
+    async fn project_ids(&self, name_or_id: &str) -> Result<Arc<ProjectIds>, ProviderError> {
+        if let Some(p) = self.cache.lock().expect("cache").get(name_or_id) {
+            return Ok(p.clone());
+        }
+        let id = if is_uuid(name_or_id) {
+            name_or_id.to_string()
+        } else {
+            let mut after: Option<String> = None;
+            let mut seen = 0;
+            loop {
+                let data = self
+                    .gql(Q_PROJECTS, json!({"after": after}), vec![], false)
+                    .await?;
+                let conn = &data["projects"];
+                let edges = conn["edges"].as_array().cloned().unwrap_or_default();
+                seen += edges.len();
+                if let Some(n) = edges.iter().find(|e| {
+                    e["node"]["name"]
+                        .as_str()
+                        .is_some_and(|n| n.eq_ignore_ascii_case(name_or_id))
+                }) {
+                    break n["node"]["id"].as_str().unwrap_or_default().to_string();
+                }
+                if conn["pageInfo"]["hasNextPage"].as_bool() != Some(true) {
+                    return Err(ProviderError::NotFound {
+                        platform: P,
+                        what: format!(
+                            "project named {name_or_id:?} (among {seen} projects the token sees)"
+                        ),
+                    });
+                }
+                after = conn["pageInfo"]["endCursor"].as_str().map(String::from);
+            }
+        };
+        let data = self
+            .gql(Q_PROJECT, json!({"id": id}), vec![], false)
+            .await?;
+        let names = |conn: &Value| -> BTreeMap<String, String> {
+            conn["edges"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|e| {
+                    Some((
+                        e["node"]["name"].as_str()?.to_string(),
+                        e["node"]["id"].as_str()?.to_string(),
+                    ))
+                })
+                .collect()
+        };
+        let p = Arc::new(ProjectIds {
+            id,
+            environments: names(&data["project"]["environments"]),
+            services: names(&data["project"]["services"]),
+        });
+        self.cache
+            .lock()
+            .expect("cache")
+            .insert(name_or_id.to_string(), p.clone());
+        Ok(p)
+    }
+
+    /// Resolves a target's names (or ids) to ids; cached per project.
+    pub async fn resolve(&self, t: &RailwayTarget) -> Result<Ids, ProviderError> {
+        let p = self.project_ids(&t.project).await?;
+        let find = |map: &BTreeMap<String, String>,
+                    want: &str,
+                    what: &str|
+         -> Result<String, ProviderError> {
+            map.iter()
+                .find(|(n, id)| n.eq_ignore_ascii_case(want) || id.as_str() == want)
+                .map(|(_, id)| id.clone())
+                .ok_or_else(|| ProviderError::NotFound {
+                    platform: P,
+                    what: format!(
+                        "{what} {want:?} in project {} (it has: {})",
+                        t.project,
+                        map.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                })
+        };
+        Ok(Ids {
+            project: p.id.clone(),
+            environment: find(&p.environments, &t.environment, "environment")?,
+            service: find(&p.services, &t.service, "service")?,
+        })
+    }
+
+    fn scope(ids: &Ids) -> Value {
+        json!({"projectId": ids.project, "environmentId": ids.environment, "serviceId": ids.service})
+    }
+
+    pub async fn variables(&self, ids: &Ids) -> Result<BTreeMap<String, String>, ProviderError> {
+        let data = self
+            .gql(Q_VARIABLES, Self::scope(ids), vec![], false)
+            .await?;
+        let obj = data["variables"]
+            .as_object()
+            .ok_or_else(|| ProviderError::Garbage {
+                platform: P,
+                detail: "variables is not an object".into(),
+            })?;
+        Ok(obj
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.as_str()
+                        .map(String::from)
+                        .unwrap_or_else(|| v.to_string()),
+                )
+            })
+            .collect())
+    }
+
+    /// Writes many variables in one call, without triggering a deploy.
+    pub async fn upsert_variables(
+        &self,
+        ids: &Ids,
+        vars: &BTreeMap<String, &str>,
+    ) -> Result<(), ProviderError> {
+        let mut input = Self::scope(ids);
+        input["variables"] = json!(vars);
+        input["replace"] = json!(false);
+        input["skipDeploys"] = json!(true);
+        let secrets = vars.values().copied().collect();
+        self.gql(M_UPSERT, json!({"input": input}), secrets, false)
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn delete_variable(&self, ids: &Ids, name: &str) -> Result<(), ProviderError> {
+        let mut input = Self::scope(ids);
+        input["name"] = json!(name);
+        match self
+            .gql(M_DELETE_VAR, json!({"input": input}), vec![], false)
+            .await
+        {
+            Ok(_) | Err(ProviderError::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn domains(&self, ids: &Ids) -> Result<Vec<ObservedDomain>, ProviderError> {
+        let data = self.gql(Q_DOMAINS, Self::scope(ids), vec![], false).await?;
+        Ok(data["domains"]["customDomains"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(domain)
+            .collect())
+    }
+
+    /// Attaches a custom domain; after an ambiguous failure, looks before trying again.
+    pub async fn create_domain(
+        &self,
+        ids: &Ids,
+        hostname: &str,
+        port: Option<u16>,
+    ) -> Result<String, ProviderError> {
+        let mut input = Self::scope(ids);
+        input["domain"] = json!(hostname);
+        if let Some(p) = port {
+            input["targetPort"] = json!(p);
+        }
+        for _ in 0..5 {
+            match self
+                .gql(M_CREATE_DOMAIN, json!({"input": input}), vec![], true)
+                .await
+            {
+                Ok(d) => {
+                    return Ok(d["customDomainCreate"]["id"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string());
+                }
+                Err(ProviderError::Ambiguous { .. }) => {
+                    if let Some(d) = self
+                        .domains(ids)
+                        .await?
+                        .into_iter()
+                        .find(|d| d.hostname == hostname)
+                    {
+                        return Ok(d.id);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(ProviderError::Unavailable {
+            platform: P,
+            detail: format!("creating {hostname} kept failing"),
+            retry_after: None,
+        })
+    }
+
+    pub async fn delete_domain(&self, id: &str) -> Result<(), ProviderError> {
+        match self
+            .gql(M_DELETE_DOMAIN, json!({"id": id}), vec![], false)
+            .await
+        {
+            Ok(_) | Err(ProviderError::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn issue_certificate(&self, id: &str) -> Result<(), ProviderError> {
+        self.gql(M_ISSUE_CERT, json!({"id": id}), vec![], false)
+            .await
+            .map(|_| ())
+    }
+
+    /// The newest deployments first.
+    pub async fn deployments(&self, ids: &Ids) -> Result<Vec<ObservedDeployment>, ProviderError> {
+        let data = self
+            .gql(
+                Q_DEPLOYMENTS,
+                json!({"input": Self::scope(ids), "first": 20}),
+                vec![],
+                false,
+            )
+            .await?;
+        let mut out: Vec<ObservedDeployment> = data["deployments"]["edges"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| deployment(&e["node"]))
+            .collect();
+        out.sort_by_key(|d| std::cmp::Reverse(d.created_at));
+        if let Some(first_success) = out
+            .iter()
+            .position(|d| d.platform_status == "SUCCESS" || d.platform_status == "SLEEPING")
+        {
+            out[first_success].active = true;
+        }
+        Ok(out)
+    }
+
+    pub async fn deployment(&self, id: &str) -> Result<ObservedDeployment, ProviderError> {
+        let data = self
+            .gql(Q_DEPLOYMENT, json!({"id": id}), vec![], false)
+            .await?;
+        deployment(&data["deployment"]).ok_or_else(|| ProviderError::Garbage {
+            platform: P,
+            detail: "a deployment without id or status".into(),
+        })
+    }
+
+    /// Deploys a commit; after an ambiguous failure, looks for a deployment of it made since.
+    pub async fn deploy(&self, ids: &Ids, commit: &str) -> Result<String, ProviderError> {
+        let started = Utc::now() - chrono::Duration::seconds(5);
+        let vars = json!({"serviceId": ids.service, "environmentId": ids.environment, "commitSha": commit});
+        for _ in 0..5 {
+            match self.gql(M_DEPLOY, vars.clone(), vec![], true).await {
+                Ok(d) => {
+                    return Ok(d["serviceInstanceDeployV2"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string());
+                }
+                Err(ProviderError::Ambiguous { .. }) => {
+                    let found =
+                        self.deployments(ids).await?.into_iter().find(|d| {
+                            d.commit.as_deref() == Some(commit) && d.created_at >= started
+                        });
+                    if let Some(d) = found {
+                        return Ok(d.id);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(ProviderError::Unavailable {
+            platform: P,
+            detail: format!("deploying {commit} kept failing"),
+            retry_after: None,
+        })
+    }
+
+    pub async fn redeploy(&self, ids: &Ids) -> Result<(), ProviderError> {
+        self.gql(
+            M_REDEPLOY,
+            json!({"serviceId": ids.service, "environmentId": ids.environment}),
+            vec![],
+            false,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn rollback(&self, deployment_id: &str) -> Result<(), ProviderError> {
+        self.gql(M_ROLLBACK, json!({"id": deployment_id}), vec![], false)
+            .await
+            .map(|_| ())
+    }
+
+    async fn observe_env(
+        &self,
+        t: &RailwayTarget,
+        ctx: &ObserveCtx<'_>,
+    ) -> Result<ObservedEnv, ProviderError> {
+        let ids = self.resolve(t).await?;
+        let vars = self.variables(&ids).await?;
+        let domains = self.domains(&ids).await?;
+        let deployments = self.deployments(&ids).await?;
+        Ok(ObservedEnv {
+            knowledge: Knowledge::Complete,
+            observed_at: Some(Utc::now()),
+            url: deployments
+                .iter()
+                .find(|d| d.active)
+                .and_then(|d| d.url.clone()),
+            variables: vars
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        ObservedVar {
+                            id: None,
+                            fingerprint: Some(ctx.fingerprinter.of_value(v)),
+                            method: CompareMethod::Value,
+                            platform_type: None,
+                            updated_at: None,
+                        },
+                    )
+                })
+                .collect(),
+            domains: domains
+                .into_iter()
+                .map(|d| (d.hostname.clone(), d))
+                .collect(),
+            deployments,
+            held_commits: Default::default(),
+        })
+    }
+
+    async fn apply_env(
+        &self,
+        t: &RailwayTarget,
+        changes: &[Change],
+    ) -> Vec<Result<Applied, ProviderError>> {
+        let ids = match self.resolve(t).await {
+            Ok(ids) => ids,
+            Err(e) => return changes.iter().map(|_| Err(e.clone())).collect(),
+        };
+        let mut results: Vec<Option<Result<Applied, ProviderError>>> = vec![None; changes.len()];
+        // One call for every create and update.
+        let upserts: Vec<usize> = changes
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| {
+                matches!(c.detail, Detail::Variable { .. })
+                    && matches!(c.action, Action::Create | Action::Update)
+            })
+            .map(|(i, _)| i)
+            .collect();
+        if !upserts.is_empty() {
+            let vars: BTreeMap<String, &str> = upserts
+                .iter()
+                .filter_map(|&i| match &changes[i].detail {
+                    Detail::Variable { value: Some(v), .. } => {
+                        Some((changes[i].key.name.clone(), v.expose()))
+                    }
+                    _ => None,
+                })
+                .collect();
+            let r = self
+                .upsert_variables(&ids, &vars)
+                .await
+                .map(|_| Applied::default());
+            for i in upserts {
+                results[i] = Some(r.clone());
+            }
+        }
+        for (i, c) in changes.iter().enumerate() {
+            if results[i].is_some() {
+                continue;
+            }
+            let r = match (&c.action, &c.detail) {
+                (Action::Delete, Detail::Variable { .. }) => self
+                    .delete_variable(&ids, &c.key.name)
+                    .await
+                    .map(|_| Applied::default()),
+                (
+                    Action::Deploy,
+                    Detail::Deployment {
+                        commit: Some(sha), ..
+                    },
+                ) => self.deploy(&ids, sha).await.map(|id| Applied {
+                    id: Some(id),
+                    updated_at: None,
+                }),
+                (Action::Deploy, Detail::Deployment { commit: None, .. }) => {
+                    self.redeploy(&ids).await.map(|_| Applied::default())
+                }
+                (
+                    Action::Rollback,
+                    Detail::Deployment {
+                        target_deployment: Some(t),
+                        ..
+                    },
+                ) => self.rollback(t).await.map(|_| Applied {
+                    id: Some(t.clone()),
+                    updated_at: None,
+                }),
+                (Action::Create, Detail::Domain { hostname, port, .. }) => self
+                    .create_domain(&ids, hostname, *port)
+                    .await
+                    .map(|id| Applied {
+                        id: Some(id),
+                        updated_at: None,
+                    }),
+                (Action::Delete, Detail::Domain { id: Some(id), .. }) => {
+                    self.delete_domain(id).await.map(|_| Applied::default())
+                }
+                (Action::Update, Detail::Certificate { .. }) => {
+                    let id = self.domains(&ids).await.map(|ds| {
+                        ds.into_iter()
+                            .find(|d| d.hostname == c.key.name)
+                            .map(|d| d.id)
+                    });
+                    match id {
+                        Ok(Some(id)) => self
+                            .issue_certificate(&id)
+                            .await
+                            .map(|_| Applied::default()),
+                        Ok(None) => Err(ProviderError::NotFound {
+                            platform: P,
+                            what: format!("custom domain {}", c.key.name),
+                        }),
+                        Err(e) => Err(e),
+                    }
+                }
+                (Action::Noop, _) => Ok(Applied::default()),
+                _ => Err(ProviderError::Rejected {
+                    platform: P,
+                    status: 0,
+                    message: format!("tether cannot {:?} {} on Railway", c.action, c.key),
+                }),
+            };
+            results[i] = Some(r);
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Ok(Applied::default())))
+            .collect()
+    }
+}
+
+impl Provider for Railway {
+    fn platform(&self) -> Platform {
+        P
+    }
+    fn stats(&self) -> Arc<ApiStats> {
+        self.http.stats.clone()
+    }
+    fn observe<'a>(
+        &'a self,
+        env: &'a Resource<EnvironmentSpec>,
+        ctx: ObserveCtx<'a>,
+    ) -> BoxFuture<'a, Result<ObservedEnv, ProviderError>> {
+        Box::pin(async move {
+            let t = env
+                .spec
+                .railway
+                .as_ref()
+                .ok_or_else(|| ProviderError::Rejected {
+                    platform: P,
+                    status: 0,
+                    message: format!("{} has no railway target", env.name()),
+                })?;
+            self.observe_env(t, &ctx).await
+        })
+    }
+    fn apply<'a>(
+        &'a self,
+        env: &'a Resource<EnvironmentSpec>,
+        changes: &'a [Change],
+        _desired: &'a DesiredState,
+    ) -> BoxFuture<'a, Vec<Result<Applied, ProviderError>>> {
+        Box::pin(async move {
+            match env.spec.railway.as_ref() {
+                Some(t) => self.apply_env(t, changes).await,
+                None => changes
+                    .iter()
+                    .map(|_| {
+                        Err(ProviderError::Rejected {
+                            platform: P,
+                            status: 0,
+                            message: "no railway target".into(),
+                        })
+                    })
+                    .collect(),
+            }
+        })
+    }
+}
+
+/// Railway's statuses in the data model's terms (see the README's table).
+pub fn map_status(s: &str) -> DeployStatus {
+    match s {
+        "BUILDING" => DeployStatus::Building,
+        "DEPLOYING" => DeployStatus::Deploying,
+        "SUCCESS" | "SLEEPING" | "REMOVED" | "REMOVING" => DeployStatus::Success,
+        "FAILED" | "CRASHED" => DeployStatus::Failed,
+        "SKIPPED" => DeployStatus::Cancelled,
+        // QUEUED, INITIALIZING, WAITING, NEEDS_APPROVAL and anything new.
+        _ => DeployStatus::Pending,
+    }
+}
+
+fn deployment(n: &Value) -> Option<ObservedDeployment> {
+    let status = n["status"].as_str()?.to_string();
+    let meta = &n["meta"];
+    Some(ObservedDeployment {
+        id: n["id"].as_str()?.to_string(),
+        commit: meta["commitHash"].as_str().map(String::from),
+        branch: meta["branch"].as_str().map(String::from),
+        status: map_status(&status),
+        platform_status: status,
+        created_at: n["createdAt"]
+            .as_str()
+            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+            .map(|d| d.with_timezone(&Utc))
+            .unwrap_or_default(),
+        url: n["staticUrl"].as_str().or(n["url"].as_str()).map(|u| {
+            if u.starts_with("http") {
+                u.to_string()
+            } else {
+                format!("https://{u}")
+            }
+        }),
+        active: false,
+    })
+}
+
+fn strip_enum<'a>(v: &'a Value, prefix: &str) -> String {
+    let s: &'a str = v.as_str().unwrap_or("");
+    s.strip_prefix(prefix).unwrap_or(s).to_string()
+}
+
+fn domain(d: &Value) -> ObservedDomain {
+    let st = &d["status"];
+    let records = st["dnsRecords"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| RequiredRecord {
+            record_type: strip_enum(&r["recordType"], "DNS_RECORD_TYPE_"),
+            name: r["fqdn"].as_str().unwrap_or_default().to_string(),
+            value: r["requiredValue"].as_str().unwrap_or_default().to_string(),
+            purpose: strip_enum(&r["purpose"], "DNS_RECORD_PURPOSE_").to_ascii_lowercase(),
+        });
+    let mut required_records: Vec<RequiredRecord> = records.collect();
+    if let (Some(host), Some(token)) = (
+        st["verificationDnsHost"].as_str(),
+        st["verificationToken"].as_str(),
+    ) && !required_records
+        .iter()
+        .any(|r| r.record_type == "TXT" && r.name.starts_with(host))
+    {
+        required_records.push(RequiredRecord {
+            record_type: "TXT".into(),
+            name: host.to_string(),
+            value: token.to_string(),
+            purpose: "ownership".into(),
+        });
+    }
+    let cert = st["certificates"].as_array().and_then(|c| c.first());
+    let parse = |v: &Value| {
+        v.as_str()
+            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+            .map(|d| d.with_timezone(&Utc))
+    };
+    ObservedDomain {
+        id: d["id"].as_str().unwrap_or_default().to_string(),
+        hostname: d["domain"].as_str().unwrap_or_default().to_string(),
+        verified: st["verified"].as_bool().unwrap_or(false),
+        required_records,
+        certificate: Some(PlatformCert {
+            status: strip_enum(&st["certificateStatus"], "CERTIFICATE_STATUS_TYPE_"),
+            issued_at: cert.and_then(|c| parse(&c["issuedAt"])),
+            expires_at: cert.and_then(|c| parse(&c["expiresAt"])),
+            fingerprint_sha256: cert
+                .and_then(|c| c["fingerprintSha256"].as_str().map(String::from)),
+            error: st["certificateErrorMessage"].as_str().map(String::from),
+            retryable: st["certificateRetryable"].as_bool().unwrap_or(false),
+        }),
+    }
+}

@@ -1,0 +1,930 @@
+//! Vercel's REST API: project env vars (bulk upsert, edit, batch delete), project domains,
+//! certificates and deployments (create from git, promote, roll back).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, TimeZone, Utc};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::http::{ApiStats, Call, Endpoint, Http};
+use super::{Applied, BoxFuture, ObserveCtx, Provider, ProviderError};
+use crate::manifest::{
+    DesiredState, EnvironmentSpec, GitProvider, Platform, Resource, VercelEnvTarget, VercelTarget,
+};
+use crate::observed::*;
+use crate::plan::{Action, Change, Detail};
+
+const P: Platform = Platform::Vercel;
+
+/// One environment variable as Vercel lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VercelEnv {
+    pub id: String,
+    pub key: String,
+    pub value: String,
+    pub kind: String,
+    pub targets: Vec<String>,
+    pub git_branch: Option<String>,
+    pub updated_at: Option<i64>,
+}
+
+/// A variable to write.
+pub struct EnvWrite<'a> {
+    pub key: &'a str,
+    pub value: &'a str,
+    pub kind: &'a str,
+}
+
+/// The Vercel client.
+pub struct Vercel {
+    http: Http,
+    /// Project name or id → (id, name).
+    projects: Mutex<HashMap<String, (String, String)>>,
+}
+
+fn ms(v: &Value) -> Option<DateTime<Utc>> {
+    v.as_i64()
+        .and_then(|m| Utc.timestamp_millis_opt(m).single())
+}
+
+fn env_of(v: &Value) -> Option<VercelEnv> {
+    let targets = match &v["target"] {
+        Value::Array(a) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(String::from)
+            .collect(),
+        Value::String(s) => vec![s.clone()],
+        _ => vec![],
+    };
+    Some(VercelEnv {
+        id: v["id"].as_str()?.to_string(),
+        key: v["key"].as_str()?.to_string(),
+        value: v["value"].as_str().unwrap_or_default().to_string(),
+        kind: v["type"].as_str().unwrap_or("encrypted").to_string(),
+        targets,
+        git_branch: v["gitBranch"].as_str().map(String::from),
+        updated_at: v["updatedAt"].as_i64(),
+    })
+}
+
+impl Vercel {
+    pub fn new(ep: Endpoint) -> Self {
+        Vercel {
+            http: Http::new(ep),
+            projects: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The project's id and name (cached).
+    pub async fn project(&self, name_or_id: &str) -> Result<(String, String), ProviderError> {
+        if let Some(p) = self.projects.lock().expect("cache").get(name_or_id) {
+            return Ok(p.clone());
+        }
+        let r = self
+            .http
+            .call(Call::get(format!("/v9/projects/{name_or_id}")))
+            .await?;
+        let id = r.body["id"]
+            .as_str()
+            .ok_or_else(|| ProviderError::Garbage {
+                platform: P,
+                detail: "a project without id".into(),
+            })?
+            .to_string();
+        let name = r.body["name"].as_str().unwrap_or(name_or_id).to_string();
+        self.projects
+            .lock()
+            .expect("cache")
+            .insert(name_or_id.to_string(), (id.clone(), name.clone()));
+        Ok((id, name))
+    }
+
+    /// All of a project's variables. The list takes no paging parameters; when Vercel reports
+    /// another page the answer is incomplete, which is an error (so nothing is deleted).
+    pub async fn list_env(&self, project: &str) -> Result<Vec<VercelEnv>, ProviderError> {
+        let r = self
+            .http
+            .call(Call::get(format!("/v10/projects/{project}/env")))
+            .await?;
+        if !r.body["pagination"]["next"].is_null() && r.body.get("pagination").is_some() {
+            return Err(ProviderError::Garbage {
+                platform: P,
+                detail: "the variable list has more than one page, which tether cannot read whole"
+                    .into(),
+            });
+        }
+        let envs = match &r.body["envs"] {
+            Value::Array(a) => a.clone(),
+            _ if r.body.get("key").is_some() => vec![r.body.clone()],
+            _ => vec![],
+        };
+        Ok(envs.iter().filter_map(env_of).collect())
+    }
+
+    /// Creates or overwrites many variables in one call. Returns each key's `updatedAt`.
+    pub async fn upsert_env(
+        &self,
+        project: &str,
+        target: &VercelTarget,
+        writes: &[EnvWrite<'_>],
+    ) -> Result<BTreeMap<String, Result<Option<i64>, ProviderError>>, ProviderError> {
+        let body: Vec<Value> = writes.iter().map(|w| {
+            let mut item = json!({"key": w.key, "value": w.value, "type": w.kind, "target": [target.target.as_str()]});
+            if let Some(b) = &target.git_branch {
+                item["gitBranch"] = json!(b);
+            }
+            item
+        }).collect();
+        let secrets = writes.iter().map(|w| w.value).collect();
+        let call = Call::new(
+            Method::POST,
+            format!("/v10/projects/{project}/env"),
+            Some(Value::Array(body)),
+        )
+        .query("upsert", "true")
+        .secrets(secrets);
+        let r = self.http.call(call).await?;
+        let created: Vec<VercelEnv> = match &r.body["created"] {
+            Value::Array(a) => a.iter().filter_map(env_of).collect(),
+            v @ Value::Object(_) => env_of(v).into_iter().collect(),
+            _ => vec![],
+        };
+        let mut out: BTreeMap<String, Result<Option<i64>, ProviderError>> = BTreeMap::new();
+        for f in r.body["failed"].as_array().into_iter().flatten() {
+            let key = f["error"]["key"]
+                .as_str()
+                .or(f["error"]["envVarKey"].as_str())
+                .unwrap_or_default()
+                .to_string();
+            let message = f["error"]["message"]
+                .as_str()
+                .unwrap_or("failed")
+                .to_string();
+            let message = super::error::redact(
+                &message,
+                &writes.iter().map(|w| w.value).collect::<Vec<_>>(),
+            );
+            out.insert(
+                key,
+                Err(ProviderError::Rejected {
+                    platform: P,
+                    status: 201,
+                    message,
+                }),
+            );
+        }
+        for w in writes {
+            out.entry(w.key.to_string()).or_insert_with(|| {
+                Ok(created
+                    .iter()
+                    .find(|c| c.key == w.key)
+                    .and_then(|c| c.updated_at))
+            });
+        }
+        Ok(out)
+    }
+
+    /// Edits one variable (used when its type changes).
+    pub async fn edit_env(
+        &self,
+        project: &str,
+        id: &str,
+        target: &VercelTarget,
+        w: &EnvWrite<'_>,
+    ) -> Result<Option<i64>, ProviderError> {
+        let mut body = json!({"key": w.key, "value": w.value, "type": w.kind, "target": [target.target.as_str()]});
+        if let Some(b) = &target.git_branch {
+            body["gitBranch"] = json!(b);
+        }
+        let call = Call::new(
+            Method::PATCH,
+            format!("/v9/projects/{project}/env/{id}"),
+            Some(body),
+        )
+        .secrets(vec![w.value]);
+        Ok(self.http.call(call).await?.body["updatedAt"].as_i64())
+    }
+
+    /// Deletes many variables in one call.
+    pub async fn delete_envs(&self, project: &str, ids: &[String]) -> Result<(), ProviderError> {
+        let call = Call::new(
+            Method::DELETE,
+            format!("/v1/projects/{project}/env"),
+            Some(json!({"ids": ids})),
+        );
+        self.http.call(call).await.map(|_| ())
+    }
+
+    /// Every domain of a project, following pagination to the end.
+    pub async fn domains(&self, project: &str) -> Result<Vec<Value>, ProviderError> {
+        let mut out = Vec::new();
+        let mut until: Option<i64> = None;
+        loop {
+            let mut call =
+                Call::get(format!("/v9/projects/{project}/domains")).query("limit", "100");
+            if let Some(u) = until {
+                call = call.query("until", u.to_string());
+            }
+            let r = self.http.call(call).await?;
+            out.extend(r.body["domains"].as_array().cloned().unwrap_or_default());
+            match r.body["pagination"]["next"].as_i64() {
+                Some(n) if Some(n) != until => until = Some(n),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    pub async fn add_domain(
+        &self,
+        project: &str,
+        name: &str,
+        git_branch: Option<&str>,
+    ) -> Result<(), ProviderError> {
+        let mut body = json!({"name": name});
+        if let Some(b) = git_branch {
+            body["gitBranch"] = json!(b);
+        }
+        match self
+            .http
+            .call(
+                Call::new(
+                    Method::POST,
+                    format!("/v10/projects/{project}/domains"),
+                    Some(body),
+                )
+                .create(),
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Already there (our earlier attempt landed): that is success.
+            Err(ProviderError::Rejected {
+                status: 400 | 409,
+                ref message,
+                ..
+            }) if message.contains("already") => Ok(()),
+            Err(ProviderError::Ambiguous { .. }) => {
+                if self
+                    .domains(project)
+                    .await?
+                    .iter()
+                    .any(|d| d["name"] == name)
+                {
+                    Ok(())
+                } else {
+                    Err(ProviderError::Unavailable {
+                        platform: P,
+                        detail: format!("adding {name} failed; it will be tried again"),
+                        retry_after: None,
+                    })
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn verify_domain(&self, project: &str, name: &str) -> Result<bool, ProviderError> {
+        let r = self
+            .http
+            .call(Call::new(
+                Method::POST,
+                format!("/v9/projects/{project}/domains/{name}/verify"),
+                None,
+            ))
+            .await?;
+        Ok(r.body["verified"].as_bool().unwrap_or(false))
+    }
+
+    pub async fn remove_domain(&self, project: &str, name: &str) -> Result<(), ProviderError> {
+        match self
+            .http
+            .call(Call::new(
+                Method::DELETE,
+                format!("/v9/projects/{project}/domains/{name}"),
+                None,
+            ))
+            .await
+        {
+            Ok(_) | Err(ProviderError::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn domain_config(&self, project: &str, name: &str) -> Result<Value, ProviderError> {
+        Ok(self
+            .http
+            .call(Call::get(format!("/v6/domains/{name}/config")).query("projectIdOrName", project))
+            .await?
+            .body)
+    }
+
+    pub async fn certs(&self) -> Result<Vec<Value>, ProviderError> {
+        Ok(self.http.call(Call::get("/v8/certs")).await?.body["certs"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    pub async fn issue_cert(&self, name: &str) -> Result<(), ProviderError> {
+        self.http
+            .call(Call::new(
+                Method::POST,
+                "/v8/certs",
+                Some(json!({"cns": [name]})),
+            ))
+            .await
+            .map(|_| ())
+    }
+
+    /// Recent deployments of a project for a target (production) or branch (previews), newest
+    /// first, following pagination up to `max`.
+    pub async fn deployments(
+        &self,
+        project: &str,
+        production: bool,
+        branch: Option<&str>,
+        max: usize,
+    ) -> Result<Vec<ObservedDeployment>, ProviderError> {
+        let mut out = Vec::new();
+        let mut until: Option<i64> = None;
+        loop {
+            let mut call = Call::get("/v7/deployments")
+                .query("projectId", project)
+                .query("limit", "20");
+            if production {
+                call = call.query("target", "production");
+            } else if let Some(b) = branch {
+                call = call.query("branch", b);
+            }
+            if let Some(u) = until {
+                call = call.query("until", u.to_string());
+            }
+            let r = self.http.call(call).await?;
+            out.extend(
+                r.body["deployments"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(list_item),
+            );
+            match r.body["pagination"]["next"].as_i64() {
+                Some(n) if out.len() < max && Some(n) != until => until = Some(n),
+                _ => break,
+            }
+        }
+        out.sort_by_key(|d| std::cmp::Reverse(d.created_at));
+        if !out.iter().any(|d| d.active)
+            && let Some(d) = out.iter_mut().find(|d| d.status == DeployStatus::Success)
+        {
+            d.active = true;
+        }
+        Ok(out)
+    }
+
+    pub async fn deployment(&self, id: &str) -> Result<ObservedDeployment, ProviderError> {
+        let r = self
+            .http
+            .call(Call::get(format!("/v13/deployments/{id}")))
+            .await?;
+        list_item(&r.body).ok_or_else(|| ProviderError::Garbage {
+            platform: P,
+            detail: "a deployment without id or state".into(),
+        })
+    }
+
+    /// Creates a deployment from git; after an ambiguous failure looks for one of the commit.
+    pub async fn create_deployment(
+        &self,
+        project: &str,
+        name: &str,
+        production: bool,
+        source: Value,
+    ) -> Result<String, ProviderError> {
+        let mut body = json!({"name": name, "project": project});
+        if production {
+            body["target"] = json!("production");
+        }
+        for (k, v) in source.as_object().into_iter().flatten() {
+            body[k] = v.clone();
+        }
+        let sha = source
+            .pointer("/gitSource/sha")
+            .and_then(Value::as_str)
+            .map(String::from);
+        let started = Utc::now() - chrono::Duration::seconds(5);
+        for _ in 0..5 {
+            match self
+                .http
+                .call(Call::new(Method::POST, "/v13/deployments", Some(body.clone())).create())
+                .await
+            {
+                Ok(r) => {
+                    return Ok(r.body["id"]
+                        .as_str()
+                        .or(r.body["uid"].as_str())
+                        .unwrap_or_default()
+                        .to_string());
+                }
+                Err(ProviderError::Ambiguous { .. }) => {
+                    let found = self
+                        .deployments(project, production, None, 20)
+                        .await?
+                        .into_iter()
+                        .find(|d| sha.is_some() && d.commit == sha && d.created_at >= started);
+                    if let Some(d) = found {
+                        return Ok(d.id);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(ProviderError::Unavailable {
+            platform: P,
+            detail: "creating the deployment kept failing".into(),
+            retry_after: None,
+        })
+    }
+
+    pub async fn promote(&self, project: &str, deployment: &str) -> Result<(), ProviderError> {
+        self.http
+            .call(Call::new(
+                Method::POST,
+                format!("/v10/projects/{project}/promote/{deployment}"),
+                None,
+            ))
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn rollback(&self, project: &str, deployment: &str) -> Result<(), ProviderError> {
+        self.http
+            .call(Call::new(
+                Method::POST,
+                format!("/v1/projects/{project}/rollback/{deployment}"),
+                None,
+            ))
+            .await
+            .map(|_| ())
+    }
+
+    async fn observe_env(
+        &self,
+        t: &VercelTarget,
+        ctx: &ObserveCtx<'_>,
+    ) -> Result<ObservedEnv, ProviderError> {
+        let (pid, _) = self.project(&t.project).await?;
+        let mut variables = BTreeMap::new();
+        for e in self.list_env(&pid).await? {
+            if !e.targets.iter().any(|x| x == t.target.as_str()) || e.git_branch != t.git_branch {
+                continue;
+            }
+            let (fingerprint, method) = if e.kind == "plain" {
+                (
+                    Some(ctx.fingerprinter.of_value(&e.value)),
+                    CompareMethod::Value,
+                )
+            } else {
+                let lw = ctx
+                    .last_writes
+                    .get(&e.key)
+                    .filter(|lw| lw.updated_at.is_some() && lw.updated_at == e.updated_at);
+                (
+                    lw.map(|lw| lw.fingerprint.clone()),
+                    CompareMethod::LastWrite,
+                )
+            };
+            variables.insert(
+                e.key.clone(),
+                ObservedVar {
+                    id: Some(e.id),
+                    fingerprint,
+                    method,
+                    platform_type: Some(e.kind),
+                    updated_at: e.updated_at,
+                },
+            );
+        }
+        let production = t.target == VercelEnvTarget::Production;
+        let mut domains = BTreeMap::new();
+        let all = self.domains(&pid).await?;
+        let mine: Vec<&Value> = all
+            .iter()
+            .filter(|d| {
+                d["gitBranch"].as_str() == t.git_branch.as_deref()
+                    || (production && d["gitBranch"].is_null())
+            })
+            .collect();
+        let certs = if mine.is_empty() {
+            vec![]
+        } else {
+            self.certs().await?
+        };
+        for d in mine {
+            let name = d["name"].as_str().unwrap_or_default().to_string();
+            let verified = d["verified"].as_bool().unwrap_or(false);
+            let mut required_records: Vec<RequiredRecord> = d["verification"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|v| RequiredRecord {
+                    record_type: v["type"].as_str().unwrap_or("TXT").to_string(),
+                    name: v["domain"].as_str().unwrap_or_default().to_string(),
+                    value: v["value"].as_str().unwrap_or_default().to_string(),
+                    purpose: "ownership".into(),
+                })
+                .collect();
+            let config = self.domain_config(&pid, &name).await?;
+            if let Some(cname) = rank1(&config["recommendedCNAME"]) {
+                required_records.insert(
+                    0,
+                    RequiredRecord {
+                        record_type: "CNAME".into(),
+                        name: name.clone(),
+                        value: cname,
+                        purpose: "traffic_route".into(),
+                    },
+                );
+            }
+            let cert = certs.iter().find(|c| {
+                c["cns"]
+                    .as_array()
+                    .is_some_and(|cns| cns.iter().any(|n| n == name.as_str()))
+            });
+            let certificate = Some(match cert {
+                Some(c) => PlatformCert {
+                    status: "issued".into(),
+                    issued_at: ms(&c["createdAt"]),
+                    expires_at: ms(&c["expiresAt"]),
+                    fingerprint_sha256: None,
+                    error: None,
+                    retryable: true,
+                },
+                None => PlatformCert {
+                    status: if verified {
+                        "pending".into()
+                    } else {
+                        "awaiting_verification".into()
+                    },
+                    retryable: verified,
+                    ..Default::default()
+                },
+            });
+            domains.insert(
+                name.clone(),
+                ObservedDomain {
+                    id: name.clone(),
+                    hostname: name,
+                    verified,
+                    required_records,
+                    certificate,
+                },
+            );
+        }
+        let deployments = self
+            .deployments(&pid, production, ctx.branch.or(t.git_branch.as_deref()), 40)
+            .await?;
+        Ok(ObservedEnv {
+            knowledge: Knowledge::Complete,
+            observed_at: Some(Utc::now()),
+            url: deployments
+                .iter()
+                .find(|d| d.active)
+                .and_then(|d| d.url.clone()),
+            variables,
+            domains,
+            deployments,
+            held_commits: Default::default(),
+        })
+    }
+
+    async fn apply_env(
+        &self,
+        env: &Resource<EnvironmentSpec>,
+        t: &VercelTarget,
+        changes: &[Change],
+        desired: &DesiredState,
+    ) -> Vec<Result<Applied, ProviderError>> {
+        let (pid, pname) = match self.project(&t.project).await {
+            Ok(p) => p,
+            Err(e) => return changes.iter().map(|_| Err(e.clone())).collect(),
+        };
+        let mut results: Vec<Option<Result<Applied, ProviderError>>> = vec![None; changes.len()];
+        // Creates and value updates: one bulk upsert. Type changes: one edit each.
+        let mut bulk = Vec::new();
+        for (i, c) in changes.iter().enumerate() {
+            if !matches!(c.action, Action::Create | Action::Update) {
+                continue;
+            }
+            let Some((value, kind, type_changed, id)) = var(c) else {
+                continue;
+            };
+            if let (true, Some(id)) = (type_changed, id) {
+                let w = EnvWrite {
+                    key: &c.key.name,
+                    value,
+                    kind,
+                };
+                results[i] = Some(self.edit_env(&pid, &id, t, &w).await.map(|u| Applied {
+                    id: Some(id.clone()),
+                    updated_at: u,
+                }));
+            } else {
+                bulk.push((
+                    i,
+                    EnvWrite {
+                        key: &c.key.name,
+                        value,
+                        kind,
+                    },
+                ));
+            }
+        }
+        if !bulk.is_empty() {
+            let writes: Vec<EnvWrite> = bulk
+                .iter()
+                .map(|(_, w)| EnvWrite {
+                    key: w.key,
+                    value: w.value,
+                    kind: w.kind,
+                })
+                .collect();
+            match self.upsert_env(&pid, t, &writes).await {
+                Ok(map) => {
+                    for (i, w) in &bulk {
+                        results[*i] =
+                            Some(
+                                map.get(w.key)
+                                    .cloned()
+                                    .unwrap_or(Ok(None))
+                                    .map(|u| Applied {
+                                        id: None,
+                                        updated_at: u,
+                                    }),
+                            );
+                    }
+                }
+                Err(e) => bulk
+                    .iter()
+                    .for_each(|(i, _)| results[*i] = Some(Err(e.clone()))),
+            }
+        }
+        let deletes: Vec<(usize, String)> = changes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| match (&c.action, &c.detail) {
+                (Action::Delete, Detail::Variable { id: Some(id), .. }) => Some((i, id.clone())),
+                _ => None,
+            })
+            .collect();
+        if !deletes.is_empty() {
+            let ids: Vec<String> = deletes.iter().map(|(_, id)| id.clone()).collect();
+            let r = self
+                .delete_envs(&pid, &ids)
+                .await
+                .map(|_| Applied::default());
+            deletes
+                .iter()
+                .for_each(|(i, _)| results[*i] = Some(r.clone()));
+        }
+        let production = t.target == VercelEnvTarget::Production;
+        for (i, c) in changes.iter().enumerate() {
+            if results[i].is_some() {
+                continue;
+            }
+            let r = match (&c.action, &c.detail) {
+                (
+                    Action::Deploy,
+                    Detail::Deployment {
+                        commit: Some(sha),
+                        branch,
+                        ..
+                    },
+                ) => match git_source(desired, env.name(), sha, branch.as_deref()) {
+                    Some(src) => self
+                        .create_deployment(&pid, &pname, production, src)
+                        .await
+                        .map(|id| Applied {
+                            id: Some(id),
+                            updated_at: None,
+                        }),
+                    None => Err(ProviderError::Rejected {
+                        platform: P,
+                        status: 0,
+                        message: format!("{} has no git source to build from", env.name()),
+                    }),
+                },
+                (Action::Deploy, Detail::Deployment { commit: None, .. }) => {
+                    let active = self
+                        .deployments(&pid, production, t.git_branch.as_deref(), 20)
+                        .await
+                        .map(|d| d.into_iter().find(|d| d.active));
+                    match active {
+                        Ok(Some(d)) => self
+                            .create_deployment(
+                                &pid,
+                                &pname,
+                                production,
+                                json!({"deploymentId": d.id}),
+                            )
+                            .await
+                            .map(|id| Applied {
+                                id: Some(id),
+                                updated_at: None,
+                            }),
+                        Ok(None) => Ok(Applied::default()),
+                        Err(e) => Err(e),
+                    }
+                }
+                (
+                    Action::Rollback,
+                    Detail::Deployment {
+                        target_deployment: Some(to),
+                        ..
+                    },
+                ) => self.rollback(&pid, to).await.map(|_| Applied {
+                    id: Some(to.clone()),
+                    updated_at: None,
+                }),
+                (Action::Create, Detail::Domain { hostname, .. }) => self
+                    .add_domain(&pid, hostname, t.git_branch.as_deref())
+                    .await
+                    .map(|_| Applied {
+                        id: Some(hostname.clone()),
+                        updated_at: None,
+                    }),
+                (Action::Update, Detail::Domain { hostname, .. }) => self
+                    .verify_domain(&pid, hostname)
+                    .await
+                    .map(|_| Applied::default()),
+                (Action::Delete, Detail::Domain { hostname, .. }) => self
+                    .remove_domain(&pid, hostname)
+                    .await
+                    .map(|_| Applied::default()),
+                (Action::Update, Detail::Certificate { hostname, .. }) => {
+                    self.issue_cert(hostname).await.map(|_| Applied::default())
+                }
+                (Action::Noop, _) => Ok(Applied::default()),
+                _ => Err(ProviderError::Rejected {
+                    platform: P,
+                    status: 0,
+                    message: format!("tether cannot {:?} {} on Vercel", c.action, c.key),
+                }),
+            };
+            results[i] = Some(r);
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Ok(Applied::default())))
+            .collect()
+    }
+}
+
+/// A variable change's value, type, whether the type changed, and id.
+fn var(c: &Change) -> Option<(&str, &str, bool, Option<String>)> {
+    match &c.detail {
+        Detail::Variable {
+            value: Some(v),
+            platform_type,
+            type_changed,
+            id,
+            ..
+        } => Some((
+            v.expose(),
+            platform_type.as_deref().unwrap_or("encrypted"),
+            *type_changed,
+            id.clone(),
+        )),
+        _ => None,
+    }
+}
+
+fn rank1(v: &Value) -> Option<String> {
+    let items = v.as_array()?;
+    let best = items
+        .iter()
+        .min_by_key(|i| i["rank"].as_i64().unwrap_or(i64::MAX))?;
+    match &best["value"] {
+        Value::String(s) => Some(s.clone()),
+        Value::Array(a) => a.first().and_then(Value::as_str).map(String::from),
+        _ => None,
+    }
+}
+
+/// The `gitSource` of a deployment manifest, as Vercel's create-deployment takes it.
+fn git_source(desired: &DesiredState, env: &str, sha: &str, branch: Option<&str>) -> Option<Value> {
+    let dep = desired.deployment_of(env)?;
+    let src = dep.spec.source.as_ref()?;
+    let (owner, name) = src.repo.split_once('/')?;
+    let r#ref = branch.unwrap_or(&dep.spec.branch);
+    let gs = match src.provider {
+        GitProvider::Github => {
+            json!({"type": "github", "org": owner, "repo": name, "ref": r#ref, "sha": sha})
+        }
+        GitProvider::Gitlab => {
+            json!({"type": "gitlab", "projectId": src.repo, "ref": r#ref, "sha": sha})
+        }
+        GitProvider::Bitbucket => {
+            json!({"type": "bitbucket", "owner": owner, "slug": name, "ref": r#ref, "sha": sha})
+        }
+    };
+    Some(json!({"gitSource": gs}))
+}
+
+/// Vercel's states in the data model's terms (see the README's table).
+pub fn map_status(ready_state: &str, substate: Option<&str>) -> DeployStatus {
+    match ready_state {
+        "BUILDING" => DeployStatus::Building,
+        // Built and being rolled out; a preview's final state is READY with substate STAGED.
+        "READY" if substate == Some("ROLLING") => DeployStatus::Deploying,
+        "READY" => DeployStatus::Success,
+        "ERROR" | "BLOCKED" => DeployStatus::Failed,
+        "CANCELED" | "DELETED" => DeployStatus::Cancelled,
+        // QUEUED, INITIALIZING and anything new.
+        _ => DeployStatus::Pending,
+    }
+}
+
+fn list_item(d: &Value) -> Option<ObservedDeployment> {
+    let state = d["readyState"]
+        .as_str()
+        .or(d["state"].as_str())?
+        .to_string();
+    let alias = &d["aliasAssigned"];
+    let aliased = !(alias.is_null() || alias == &json!(false) || alias == &json!(0));
+    Some(ObservedDeployment {
+        id: d["uid"].as_str().or(d["id"].as_str())?.to_string(),
+        commit: d["meta"]["githubCommitSha"]
+            .as_str()
+            .or(d["meta"]["gitlabCommitSha"].as_str())
+            .or(d["meta"]["bitbucketCommitSha"].as_str())
+            .map(String::from),
+        branch: d["meta"]["githubCommitRef"]
+            .as_str()
+            .or(d["meta"]["gitlabCommitRef"].as_str())
+            .or(d["meta"]["bitbucketCommitRef"].as_str())
+            .map(String::from),
+        status: map_status(&state, d["readySubstate"].as_str()),
+        platform_status: state.clone(),
+        created_at: ms(&d["createdAt"]).unwrap_or_default(),
+        url: d["url"].as_str().map(|u| {
+            if u.starts_with("http") {
+                u.to_string()
+            } else {
+                format!("https://{u}")
+            }
+        }),
+        active: state == "READY" && (aliased || d["readySubstate"].as_str() == Some("PROMOTED")),
+    })
+}
+
+impl Provider for Vercel {
+    fn platform(&self) -> Platform {
+        P
+    }
+    fn stats(&self) -> Arc<ApiStats> {
+        self.http.stats.clone()
+    }
+    fn observe<'a>(
+        &'a self,
+        env: &'a Resource<EnvironmentSpec>,
+        ctx: ObserveCtx<'a>,
+    ) -> BoxFuture<'a, Result<ObservedEnv, ProviderError>> {
+        Box::pin(async move {
+            let t = env
+                .spec
+                .vercel
+                .as_ref()
+                .ok_or_else(|| ProviderError::Rejected {
+                    platform: P,
+                    status: 0,
+                    message: format!("{} has no vercel target", env.name()),
+                })?;
+            self.observe_env(t, &ctx).await
+        })
+    }
+    fn apply<'a>(
+        &'a self,
+        env: &'a Resource<EnvironmentSpec>,
+        changes: &'a [Change],
+        desired: &'a DesiredState,
+    ) -> BoxFuture<'a, Vec<Result<Applied, ProviderError>>> {
+        Box::pin(async move {
+            match env.spec.vercel.as_ref() {
+                Some(t) => self.apply_env(env, t, changes, desired).await,
+                None => changes
+                    .iter()
+                    .map(|_| {
+                        Err(ProviderError::Rejected {
+                            platform: P,
+                            status: 0,
+                            message: "no vercel target".into(),
+                        })
+                    })
+                    .collect(),
+            }
+        })
+    }
+}

@@ -1,0 +1,379 @@
+//! The reconcile loop's pass: observe what is due, plan (pure), apply in phases across
+//! platforms with bounded concurrency, record the outcome (the store's one writer), and
+//! produce status. Level-triggered: a pass never asks why it was started.
+
+mod apply;
+pub mod journal;
+mod record;
+mod report;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::manifest::{DesiredState, Diagnostics};
+use crate::observed::{Knowledge, ObjectKey, ObservedEnv, ObservedState};
+use crate::plan::{self, Plan, PlanOptions};
+use crate::provider::{LastWrite, ObserveCtx, ProviderError, Providers};
+use crate::secret::Fingerprinter;
+use crate::status::{self, Drift, EnvStatus, Index, ManifestsStatus, StatusError};
+use crate::store::{Store, StoreError, trees};
+
+pub use report::PassReport;
+
+/// Errors that stop a pass (platform errors do not: they go to status).
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Status(#[from] StatusError),
+}
+
+/// Knobs of the loop.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub max_delete_share: f64,
+    /// Environments of one platform observed or applied at once.
+    pub per_platform_concurrency: usize,
+    /// How often every environment is observed afresh (jittered by ±10 %).
+    pub resync: Duration,
+    /// How soon to look again while something is in progress (a deploy, a domain check).
+    pub follow: Duration,
+    pub status_dir: Option<PathBuf>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_delete_share: 0.30,
+            per_platform_concurrency: 4,
+            resync: Duration::from_secs(300),
+            follow: Duration::from_secs(3),
+            status_dir: None,
+        }
+    }
+}
+
+/// The last outcome of writing one object.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub at: DateTime<Utc>,
+    pub error: Option<ProviderError>,
+}
+
+/// The loop's state between passes. Owns every write to the store.
+pub struct Reconciler {
+    store: Store,
+    providers: Providers,
+    fp: Fingerprinter,
+    opts: Options,
+    desired: Option<Arc<DesiredState>>,
+    manifests: ManifestsStatus,
+    observed: ObservedState,
+    last_writes: BTreeMap<String, BTreeMap<String, LastWrite>>,
+    drift: BTreeMap<ObjectKey, Drift>,
+    outcomes: BTreeMap<ObjectKey, Outcome>,
+    synced_at: BTreeMap<ObjectKey, DateTime<Utc>>,
+    observe_errors: BTreeMap<String, ProviderError>,
+    last_plan: Plan,
+    first_pass_done: bool,
+}
+
+impl Reconciler {
+    /// Loads the cached observed state, inventory, last writes and drift from the store.
+    pub fn new(
+        store: Store,
+        providers: Providers,
+        fp: Fingerprinter,
+        opts: Options,
+    ) -> Result<Self, ReconcileError> {
+        let observed = store.observed()?;
+        let mut last_writes: BTreeMap<String, BTreeMap<String, LastWrite>> = BTreeMap::new();
+        for (k, lw) in store.scan::<LastWrite>(trees::WRITES, "")? {
+            if let Some((env, key)) = k.split_once('/') {
+                last_writes
+                    .entry(env.into())
+                    .or_default()
+                    .insert(key.into(), lw);
+            }
+        }
+        let drift = store
+            .scan::<(ObjectKey, Drift)>(trees::DRIFT, "")?
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect();
+        Ok(Reconciler {
+            store,
+            providers,
+            fp,
+            opts,
+            desired: None,
+            manifests: ManifestsStatus::default(),
+            observed,
+            last_writes,
+            drift,
+            outcomes: BTreeMap::new(),
+            synced_at: BTreeMap::new(),
+            observe_errors: BTreeMap::new(),
+            last_plan: Plan::default(),
+            first_pass_done: false,
+        })
+    }
+
+    pub fn desired(&self) -> Option<&Arc<DesiredState>> {
+        self.desired.as_ref()
+    }
+
+    pub fn observed(&self) -> &ObservedState {
+        &self.observed
+    }
+
+    pub fn last_plan(&self) -> &Plan {
+        &self.last_plan
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Takes the result of loading the manifests. An invalid folder keeps the last good desired
+    /// state in force, and forbids deletes until it loads again.
+    pub fn set_desired(&mut self, loaded: Result<DesiredState, Diagnostics>) {
+        match loaded {
+            Ok(d) => {
+                self.manifests = ManifestsStatus {
+                    valid: true,
+                    revision: Some(d.revision.clone()),
+                    applied_revision: Some(d.revision.clone()),
+                    errors: vec![],
+                };
+                self.desired = Some(Arc::new(d));
+            }
+            Err(diags) => {
+                tracing::error!(
+                    errors = diags.len(),
+                    "the manifests are invalid; the last good state stays in force:\n{diags}"
+                );
+                self.manifests.valid = false;
+                self.manifests.errors = diags.0;
+                self.manifests.revision = None;
+            }
+        }
+    }
+
+    /// Environments observed afresh in this pass: those asked for, those never observed, and
+    /// those with an intent left by a crash.
+    fn needs_observe(
+        &self,
+        due: &BTreeMap<String, bool>,
+    ) -> Result<BTreeSet<String>, ReconcileError> {
+        let pending: BTreeSet<String> = journal::pending(&self.store)?
+            .into_iter()
+            .map(|i| i.key.environment)
+            .collect();
+        Ok(due
+            .iter()
+            .filter(|(env, fresh)| {
+                **fresh
+                    || pending.contains(*env)
+                    || self
+                        .observed
+                        .environments
+                        .get(*env)
+                        .is_none_or(|o| o.knowledge != Knowledge::Complete)
+            })
+            .map(|(e, _)| e.clone())
+            .collect())
+    }
+
+    /// Observes the given environments concurrently (bounded per platform).
+    async fn observe(
+        &mut self,
+        desired: &Arc<DesiredState>,
+        envs: &BTreeSet<String>,
+    ) -> Result<(), ReconcileError> {
+        let mut set = tokio::task::JoinSet::new();
+        let sems: BTreeMap<_, _> = self
+            .providers
+            .0
+            .keys()
+            .map(|p| {
+                (
+                    *p,
+                    Arc::new(tokio::sync::Semaphore::new(
+                        self.opts.per_platform_concurrency,
+                    )),
+                )
+            })
+            .collect();
+        for name in envs {
+            let Some(env) = desired.environments.get(name).cloned() else {
+                continue;
+            };
+            let platform = env.spec.platform;
+            let Some(provider) = self.providers.get(platform).cloned() else {
+                self.observe_errors.insert(
+                    name.clone(),
+                    ProviderError::MissingToken {
+                        platform,
+                        var: crate::provider::defaults(platform).1,
+                    },
+                );
+                continue;
+            };
+            let sem = sems[&platform].clone();
+            let fp = self.fp.clone();
+            let lw = self.last_writes.get(name).cloned().unwrap_or_default();
+            let branch = desired.deployment_of(name).map(|d| d.spec.branch.clone());
+            set.spawn(async move {
+                let _permit = sem.acquire_owned().await.expect("semaphore");
+                let span = tracing::info_span!("observe", environment = %env.meta.name, platform = %platform);
+                let ctx = ObserveCtx { fingerprinter: &fp, last_writes: &lw, branch: branch.as_deref() };
+                let r = tracing::Instrument::instrument(provider.observe(&env, ctx), span).await;
+                (env.meta.name.clone(), r)
+            });
+        }
+        while let Some(joined) = set.join_next().await {
+            let Ok((name, result)) = joined else { continue };
+            match result {
+                Ok(mut fresh) => {
+                    self.observe_errors.remove(&name);
+                    let old = self
+                        .observed
+                        .environments
+                        .get(&name)
+                        .cloned()
+                        .unwrap_or_default();
+                    fresh.held_commits = old.held_commits.clone();
+                    self.detect_drift(&name, desired, &old, &fresh)?;
+                    self.store.put_observed_env(&name, &fresh)?;
+                    self.observed.environments.insert(name.clone(), fresh);
+                    for intent in journal::pending(&self.store)?
+                        .into_iter()
+                        .filter(|i| i.key.environment == name)
+                    {
+                        tracing::info!(key = %intent.key, action = %intent.action, "resolving an intent left by a crash by looking the object up");
+                        journal::finish(&self.store, &intent)?;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(environment = %name, error = %e, "observe failed");
+                    let entry = self.observed.environments.entry(name.clone()).or_default();
+                    entry.knowledge = Knowledge::Partial(e.to_string());
+                    self.observe_errors.insert(name, e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One pass over the due environments (`true`: observe afresh; `false`: the cache will do).
+    pub async fn pass(
+        &mut self,
+        due: &BTreeMap<String, bool>,
+    ) -> Result<PassReport, ReconcileError> {
+        let started = tokio::time::Instant::now();
+        let Some(desired) = self.desired.clone() else {
+            self.write_status()?;
+            return Ok(PassReport::default());
+        };
+        let to_observe = self.needs_observe(due)?;
+        let observed_before: u64 = self.api_calls();
+        self.observe(&desired, &to_observe).await?;
+        let opts = PlanOptions {
+            allow_deletes: self.manifests.valid,
+            max_delete_share: self.opts.max_delete_share,
+        };
+        let mut full = plan::plan(&desired, &self.observed, &opts);
+        full.changes
+            .retain(|c| due.contains_key(&c.key.environment));
+        self.adopt(&full)?;
+        let writes = self.apply(&desired, &full).await?;
+        self.store.flush()?;
+        self.last_plan = full;
+        self.first_pass_done = true;
+        let (index, _) = self.write_status()?;
+        let report = PassReport {
+            observed: to_observe.len(),
+            writes,
+            api_calls: self.api_calls() - observed_before,
+            duration: started.elapsed(),
+            counts: index.summary,
+            next: self.schedule(&desired),
+        };
+        tracing::info!(
+            observed = report.observed,
+            writes = report.writes,
+            ready = report.counts.ready,
+            resources = report.counts.resources,
+            "pass done in {:?}: {}/{} resources Ready",
+            report.duration,
+            report.counts.ready,
+            report.counts.resources
+        );
+        Ok(report)
+    }
+
+    fn api_calls(&self) -> u64 {
+        self.providers
+            .0
+            .values()
+            .map(|p| p.stats().calls.load(std::sync::atomic::Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Builds status and writes it when a status directory is configured.
+    pub fn write_status(&self) -> Result<(Index, Vec<EnvStatus>), ReconcileError> {
+        let (index, envs) = report::build(self);
+        if let Some(dir) = &self.opts.status_dir {
+            status::write_all(dir, &index, &envs)?;
+        }
+        Ok((index, envs))
+    }
+
+    /// When each environment should next be looked at: soon while something is in progress,
+    /// after a backoff when it failed, else at the next resync.
+    fn schedule(&self, desired: &DesiredState) -> BTreeMap<String, (Duration, bool)> {
+        let mut out = BTreeMap::new();
+        let jitter = |d: Duration| d.mul_f64(0.9 + rand::random::<f64>() * 0.2);
+        for name in desired.environments.keys() {
+            let obs: &ObservedEnv = match self.observed.environments.get(name) {
+                Some(o) => o,
+                None => {
+                    out.insert(name.clone(), (self.opts.follow, true));
+                    continue;
+                }
+            };
+            let in_progress = obs
+                .deployments
+                .iter()
+                .take(3)
+                .any(|d| d.status.in_progress())
+                || desired.domains_of(name).any(|d| {
+                    obs.domains.get(&d.spec.name).is_none_or(|o| {
+                        !o.verified
+                            || o.certificate
+                                .as_ref()
+                                .is_some_and(|c| !record::cert_ok(&c.status))
+                    })
+                });
+            let failed = self.observe_errors.contains_key(name)
+                || self.outcomes.iter().any(|(k, o)| {
+                    &k.environment == name && o.error.as_ref().is_some_and(|e| e.is_retryable())
+                });
+            let next = if in_progress {
+                (self.opts.follow, true)
+            } else if failed {
+                (jitter(self.opts.follow * 4), true)
+            } else {
+                (jitter(self.opts.resync), true)
+            };
+            out.insert(name.clone(), next);
+        }
+        out
+    }
+}

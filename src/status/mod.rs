@@ -1,0 +1,314 @@
+//! Status files: one JSON file per environment plus `index.json`, rewritten atomically after
+//! every pass (temp file + rename), with a schema version. `tether status` renders them.
+
+pub mod render;
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::manifest::Diagnostic;
+use crate::observed::CompareMethod;
+use crate::plan::Notice;
+
+/// Bumped when the files change shape incompatibly.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Errors writing or reading status files.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error("cannot write status to {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read status from {}: {detail}", path.display())]
+    Read { path: PathBuf, detail: String },
+    #[error("the status directory {} must not be inside the manifest directory {}", status.display(), manifests.display())]
+    InsideManifests { status: PathBuf, manifests: PathBuf },
+}
+
+/// A Kubernetes-style condition: `Ready`, `Reconciling` or `Stalled`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// "True" or "False".
+    pub status: String,
+    pub reason: String,
+    pub message: String,
+    pub last_transition_time: DateTime<Utc>,
+}
+
+/// The overall state of a resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum State {
+    Ready,
+    Reconciling,
+    Stalled,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Ready => "Ready",
+            State::Reconciling => "Reconciling",
+            State::Stalled => "Stalled",
+        }
+    }
+}
+
+/// A value changed on the platform outside tether, and put back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Drift {
+    pub field: String,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    /// Times it was seen and corrected.
+    pub count: u32,
+}
+
+/// One resource's status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceStatus {
+    /// variable, deployment, domain, certificate, monitor, backup.
+    pub kind: String,
+    pub name: String,
+    pub state: State,
+    /// Digest of the desired spec (for variables: of the value's keyed fingerprint).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired_digest: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The data model's `platform_synced`.
+    pub synced: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_synced: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempted: Option<DateTime<Utc>>,
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// How sameness of a variable's value was judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compare_method: Option<CompareMethod>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<Drift>,
+    /// Kind-specific status: a deployment's, certificate's, monitor's or backup's, as the data
+    /// model names them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<serde_json::Value>,
+}
+
+/// One environment's status file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvStatus {
+    pub schema_version: u32,
+    pub environment: String,
+    pub platform: String,
+    pub app: String,
+    #[serde(rename = "type")]
+    pub env_type: String,
+    pub active: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    pub state: State,
+    pub conditions: Vec<Condition>,
+    pub resources: Vec<ResourceStatus>,
+    #[serde(default)]
+    pub notices: Vec<Notice>,
+}
+
+/// Counts of resources by state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Counts {
+    pub resources: usize,
+    pub ready: usize,
+    pub reconciling: usize,
+    pub stalled: usize,
+}
+
+impl Counts {
+    pub fn add(&mut self, s: State) {
+        self.resources += 1;
+        match s {
+            State::Ready => self.ready += 1,
+            State::Reconciling => self.reconciling += 1,
+            State::Stalled => self.stalled += 1,
+        }
+    }
+}
+
+/// An environment's line in the index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvSummary {
+    pub name: String,
+    pub platform: String,
+    pub state: State,
+    pub counts: Counts,
+    pub file: String,
+}
+
+/// What the manifest folder looked like in the last pass.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ManifestsStatus {
+    pub valid: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<crate::manifest::Revision>,
+    /// The revision in force (the last good one) when the latest is invalid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_revision: Option<crate::manifest::Revision>,
+    #[serde(default)]
+    pub errors: Vec<Diagnostic>,
+}
+
+/// `index.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Index {
+    pub schema_version: u32,
+    pub generated_at: DateTime<Utc>,
+    pub manifests: ManifestsStatus,
+    pub summary: Counts,
+    pub environments: Vec<EnvSummary>,
+    /// Set once the first pass finished (readiness).
+    pub first_pass_done: bool,
+}
+
+impl Index {
+    /// True when every resource is Ready and the manifests are valid.
+    pub fn all_ready(&self) -> bool {
+        self.manifests.valid && self.summary.ready == self.summary.resources
+    }
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same directory, then rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StatusError> {
+    use std::io::Write;
+    let err = |source| StatusError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("status")
+    ));
+    let mut f = std::fs::File::create(&tmp).map_err(err)?;
+    f.write_all(bytes).map_err(err)?;
+    f.sync_all().map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)
+}
+
+/// The file name of an environment's status.
+pub fn env_file(name: &str) -> String {
+    format!("{name}.json")
+}
+
+/// Writes every environment's file and the index; removes files of environments that are gone.
+pub fn write_all(dir: &Path, index: &Index, envs: &[EnvStatus]) -> Result<(), StatusError> {
+    for e in envs {
+        let bytes = serde_json::to_vec_pretty(e).expect("status serializes");
+        write_atomic(&dir.join(env_file(&e.environment)), &bytes)?;
+    }
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".json")
+                && name != "index.json"
+                && !envs.iter().any(|e| env_file(&e.environment) == name)
+            {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+    write_atomic(
+        &dir.join("index.json"),
+        &serde_json::to_vec_pretty(index).expect("index serializes"),
+    )
+}
+
+/// Reads the index and every environment file it names.
+pub fn read_all(dir: &Path) -> Result<(Index, Vec<EnvStatus>), StatusError> {
+    let read = |p: PathBuf| -> Result<Vec<u8>, StatusError> {
+        std::fs::read(&p).map_err(|e| StatusError::Read {
+            path: p.clone(),
+            detail: e.to_string(),
+        })
+    };
+    let ip = dir.join("index.json");
+    let index: Index =
+        serde_json::from_slice(&read(ip.clone())?).map_err(|e| StatusError::Read {
+            path: ip,
+            detail: e.to_string(),
+        })?;
+    let mut envs = Vec::new();
+    for s in &index.environments {
+        let p = dir.join(&s.file);
+        let e: EnvStatus =
+            serde_json::from_slice(&read(p.clone())?).map_err(|e| StatusError::Read {
+                path: p,
+                detail: e.to_string(),
+            })?;
+        envs.push(e);
+    }
+    Ok((index, envs))
+}
+
+/// Refuses a status directory inside the manifest directory (tether would watch its own output).
+pub fn check_location(status: &Path, manifests: &Path) -> Result<(), StatusError> {
+    let abs = |p: &Path| {
+        std::fs::canonicalize(p).unwrap_or_else(|_| {
+            std::env::current_dir()
+                .map(|c| c.join(p))
+                .unwrap_or_else(|_| p.to_path_buf())
+        })
+    };
+    let (s, m) = (abs(status), abs(manifests));
+    if s.starts_with(&m) {
+        return Err(StatusError::InsideManifests {
+            status: status.into(),
+            manifests: manifests.into(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.json");
+        write_atomic(&p, b"{}").unwrap();
+        write_atomic(&p, b"{\"x\":1}").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"{\"x\":1}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn status_inside_manifests_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("m")).unwrap();
+        assert!(check_location(&dir.path().join("m/status"), &dir.path().join("m")).is_err());
+        assert!(check_location(&dir.path().join("status"), &dir.path().join("m")).is_ok());
+    }
+}
