@@ -144,17 +144,21 @@ pub async fn run(
         (Some(w), rx)
     };
     let mut schedule: BTreeMap<String, (Instant, bool)> = BTreeMap::new();
-    let due_all_now = |rec: &Reconciler, schedule: &mut BTreeMap<String, (Instant, bool)>| {
-        if let Some(d) = rec.desired() {
-            let now = Instant::now();
-            schedule.retain(|k, _| d.environments.contains_key(k));
-            for name in d.environments.keys() {
-                let fresh = schedule.get(name).is_some_and(|(_, f)| *f);
-                schedule.insert(name.clone(), (now, fresh));
+    // A manifest change plans every environment against the cache (no calls unless something
+    // differs); `--once` observes everything afresh, as a CI job wants the truth.
+    let due_all_now =
+        |rec: &Reconciler, schedule: &mut BTreeMap<String, (Instant, bool)>, fresh: bool| {
+            if let Some(d) = rec.desired() {
+                let now = Instant::now();
+                schedule.retain(|k, _| d.environments.contains_key(k));
+                for name in d.environments.keys() {
+                    let f = fresh || schedule.get(name).is_some_and(|(_, f)| *f);
+                    schedule.insert(name.clone(), (now, f));
+                }
             }
-        }
-    };
-    due_all_now(&rec, &mut schedule);
+        };
+    due_all_now(&rec, &mut schedule, cfg.once);
+    let mut first_pass = !cfg.once;
     rec.write_status()?;
     let deadline = Instant::now() + cfg.once_timeout;
     let mut shutdown = std::pin::pin!(shutdown_signal());
@@ -182,9 +186,17 @@ pub async fn run(
             let now = Instant::now();
             for (env, (delay, fresh)) in &report.next {
                 if due.contains_key(env) || !schedule.contains_key(env) {
-                    schedule.insert(env.clone(), (now + *delay, *fresh));
+                    // After a warm start, every environment is observed afresh soon (spread
+                    // over a minute), so drift while tether was down is caught.
+                    let delay = if first_pass {
+                        (*delay).min(Duration::from_secs_f64(rand::random::<f64>() * 60.0))
+                    } else {
+                        *delay
+                    };
+                    schedule.insert(env.clone(), (now + delay, *fresh));
                 }
             }
+            first_pass = false;
             if cfg.once {
                 let (index, _) = rec.write_status()?;
                 if let Some(exit) = once_exit(&index, &report, now >= deadline) {
@@ -212,7 +224,7 @@ pub async fn run(
                         Err(e) => tracing::warn!(errors = e.len(), "manifests changed and are invalid"),
                     }
                     rec.set_desired(loaded);
-                    due_all_now(&rec, &mut schedule);
+                    due_all_now(&rec, &mut schedule, false);
                 }
             }
             _ = &mut shutdown => {
@@ -297,7 +309,10 @@ impl Platforms {
                     sim.vercel_url(),
                     sim.supabase_url()
                 );
-                Ok((simulated_providers(&sim, &tokens, &rates), Some(sim)))
+                Ok((
+                    simulated_providers(&sim, &tokens, &rates, crate::retry::Policy::REQUEST),
+                    Some(sim),
+                ))
             }
         }
     }
@@ -308,44 +323,25 @@ pub fn simulated_providers(
     sim: &SimHandle,
     tokens: &SimTokens,
     rates: &BTreeMap<Platform, Vec<Rate>>,
+    retry: crate::retry::Policy,
 ) -> Providers {
     let mut pc = PlatformConfig {
         railway: None,
         vercel: None,
         supabase: None,
     };
-    let rate = |p| {
-        rates
+    for (p, url, token) in [
+        (Platform::Railway, sim.railway_url(), &tokens.railway),
+        (Platform::Vercel, sim.vercel_url(), &tokens.vercel),
+        (Platform::Supabase, sim.supabase_url(), &tokens.supabase),
+    ] {
+        let rate = rates
             .get(&p)
             .cloned()
-            .unwrap_or_else(|| crate::provider::default_rates(p))
-    };
-    pc.set(
-        Platform::Railway,
-        endpoint(
-            Platform::Railway,
-            &sim.railway_url(),
-            SecretValue::new(tokens.railway.clone()),
-            rate(Platform::Railway),
-        ),
-    );
-    pc.set(
-        Platform::Vercel,
-        endpoint(
-            Platform::Vercel,
-            &sim.vercel_url(),
-            SecretValue::new(tokens.vercel.clone()),
-            rate(Platform::Vercel),
-        ),
-    );
-    pc.set(
-        Platform::Supabase,
-        endpoint(
-            Platform::Supabase,
-            &sim.supabase_url(),
-            SecretValue::new(tokens.supabase.clone()),
-            rate(Platform::Supabase),
-        ),
-    );
+            .unwrap_or_else(|| crate::provider::default_rates(p));
+        let mut ep = endpoint(p, &url, SecretValue::new(token.clone()), rate);
+        ep.retry = retry;
+        pc.set(p, ep);
+    }
     pc.providers()
 }

@@ -60,9 +60,10 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState, opts: &PlanOptions
         }
         let mut changes = Vec::new();
         variables(desired, env, obs, observed, &mut changes);
-        deployments(desired, env, obs, &mut changes, &mut plan.notices);
         domains(desired, env, obs, observed, &mut changes);
         gate_deletes(name, obs, observed, opts, &mut changes, &mut plan.notices);
+        // After the gate: a redeploy follows only variable writes that will happen.
+        deployments(desired, env, obs, &mut changes, &mut plan.notices);
         plan.changes.extend(changes);
     }
     for name in observed.environments.keys() {

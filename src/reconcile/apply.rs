@@ -105,7 +105,10 @@ impl Reconciler {
                 let Ok((env_name, changes, results, intents)) = joined else {
                     continue;
                 };
-                journal::crash_point("after-apply");
+                if !intents.is_empty() {
+                    // The platform has answered a create or deploy that is not yet recorded.
+                    journal::crash_point("after-create");
+                }
                 let mut failed = false;
                 for (c, r) in changes.iter().zip(results.iter()) {
                     if let Err(e) = r {
@@ -123,7 +126,9 @@ impl Reconciler {
                 if failed {
                     blocked.insert(env_name);
                 }
-                journal::crash_point("after-record");
+                if !intents.is_empty() {
+                    journal::crash_point("after-record");
+                }
             }
         }
         Ok(attempted)

@@ -81,6 +81,8 @@ pub struct Reconciler {
     observe_errors: BTreeMap<String, ProviderError>,
     last_plan: Plan,
     first_pass_done: bool,
+    /// Per-environment backoff after failures.
+    backoffs: BTreeMap<String, crate::retry::Backoff>,
 }
 
 impl Reconciler {
@@ -121,6 +123,7 @@ impl Reconciler {
             observe_errors: BTreeMap::new(),
             last_plan: Plan::default(),
             first_pass_done: false,
+            backoffs: BTreeMap::new(),
         })
     }
 
@@ -337,7 +340,7 @@ impl Reconciler {
 
     /// When each environment should next be looked at: soon while something is in progress,
     /// after a backoff when it failed, else at the next resync.
-    fn schedule(&self, desired: &DesiredState) -> BTreeMap<String, (Duration, bool)> {
+    fn schedule(&mut self, desired: &DesiredState) -> BTreeMap<String, (Duration, bool)> {
         let mut out = BTreeMap::new();
         let jitter = |d: Duration| d.mul_f64(0.9 + rand::random::<f64>() * 0.2);
         for name in desired.environments.keys() {
@@ -365,11 +368,22 @@ impl Reconciler {
                 || self.outcomes.iter().any(|(k, o)| {
                     &k.environment == name && o.error.as_ref().is_some_and(|e| e.is_retryable())
                 });
-            let next = if in_progress {
+            let next = if failed {
+                let b = self
+                    .backoffs
+                    .entry(name.clone())
+                    .or_insert_with(|| crate::retry::Policy::REQUEUE.start());
+                (
+                    b.next_delay()
+                        .unwrap_or(self.opts.resync)
+                        .min(self.opts.resync),
+                    true,
+                )
+            } else if in_progress {
+                self.backoffs.remove(name);
                 (self.opts.follow, true)
-            } else if failed {
-                (jitter(self.opts.follow * 4), true)
             } else {
+                self.backoffs.remove(name);
                 (jitter(self.opts.resync), true)
             };
             out.insert(name.clone(), next);

@@ -14,11 +14,11 @@ use crate::observed::{ObjectKey, ObservedEnv, ObservedState};
 pub enum StoreError {
     #[error("another tether is running on {}", .0.display())]
     Locked(PathBuf),
-    #[error("the state store {} is corrupt ({detail}); move it aside and tether rebuilds it from the platforms", path.display())]
+    #[error("the state store in {} is corrupt ({detail}); move it aside and tether rebuilds it from the platforms", path.display())]
     Corrupt { path: PathBuf, detail: String },
     #[error("cannot use the state directory {}: {detail}", path.display())]
     Io { path: PathBuf, detail: String },
-    #[error("the state store holds an unreadable {tree} record {key:?} ({detail}); move {} aside and tether rebuilds it", path.display())]
+    #[error("the state store in {} holds an unreadable {tree} record {key:?} ({detail}); move it aside and tether rebuilds it", path.display())]
     Decode {
         path: PathBuf,
         tree: &'static str,

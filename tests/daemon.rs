@@ -1,0 +1,313 @@
+//! `tether run` as a process: crash at each point of an apply and restart, one daemon per state
+//! directory, SIGTERM, `--once` exit codes, a corrupt store, and `tether status`.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use support::harness::{copy_dir, fast, identity, root};
+use tether::simulate::{Seed, SimConfig, SimHandle, Simulator};
+
+async fn simulator(manifests: &Path) -> SimHandle {
+    let keyring = tether::secret::Keyring::load(&identity()).unwrap();
+    let fp = keyring.fingerprinter();
+    let d = tether::manifest::load(
+        manifests,
+        &tether::manifest::SecretContext {
+            keyring: Some(&keyring),
+            fingerprinter: &fp,
+            key_source: "t",
+        },
+    )
+    .unwrap();
+    let config = SimConfig {
+        timings: fast(),
+        ..Default::default()
+    };
+    Simulator::start(
+        "127.0.0.1:0".parse().unwrap(),
+        config,
+        Seed::from_desired(&d),
+    )
+    .await
+    .unwrap()
+}
+
+fn tether(dir: &Path, sim: Option<&SimHandle>, args: &[&str], crash: Option<&str>) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tether"));
+    c.args(args)
+        .current_dir(dir)
+        .env("TETHER_AGE_KEY_FILE", identity())
+        .env("RUST_LOG", "warn")
+        .env_remove("TETHER_CRASH_AT");
+    for v in [
+        "RAILWAY_TOKEN",
+        "VERCEL_TOKEN",
+        "SUPABASE_ACCESS_TOKEN",
+        "RAILWAY_API_URL",
+        "VERCEL_API_URL",
+        "SUPABASE_API_URL",
+        "VERCEL_TEAM_ID",
+    ] {
+        c.env_remove(v);
+    }
+    if let Some(s) = sim {
+        let t = SimConfig::default().tokens;
+        c.env("RAILWAY_API_URL", s.railway_url())
+            .env("RAILWAY_TOKEN", t.railway);
+        c.env("VERCEL_API_URL", s.vercel_url())
+            .env("VERCEL_TOKEN", t.vercel);
+        c.env("SUPABASE_API_URL", s.supabase_url())
+            .env("SUPABASE_ACCESS_TOKEN", t.supabase);
+    }
+    if let Some(p) = crash {
+        c.env("TETHER_CRASH_AT", p);
+    }
+    c
+}
+
+async fn output(mut c: Command) -> Output {
+    tokio::task::spawn_blocking(move || c.output().unwrap())
+        .await
+        .unwrap()
+}
+
+const ONCE: &[&str] = &[
+    "run",
+    "--manifests",
+    "m",
+    "--state-dir",
+    "state",
+    "--status-dir",
+    "status",
+    "--once",
+    "--timeout",
+    "60s",
+    "--follow",
+    "50ms",
+];
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Each platform object exists once, whatever happened.
+async fn assert_no_duplicates(sim: &SimHandle) {
+    use tether::manifest::{Platform, RailwayTarget};
+    use tether::secret::SecretValue;
+    let t = SimConfig::default().tokens;
+    let r = tether::provider::railway::Railway::new(tether::provider::endpoint(
+        Platform::Railway,
+        &sim.railway_url(),
+        SecretValue::new(t.railway),
+        vec![],
+    ));
+    for env in ["production", "staging", "development"] {
+        let ids = r
+            .resolve(&RailwayTarget {
+                project: "vocilia".into(),
+                environment: env.into(),
+                service: "backend".into(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            r.deployments(&ids).await.unwrap().len(),
+            1,
+            "one backend deploy in {env}"
+        );
+        let expected = if env == "development" { 0 } else { 1 };
+        assert_eq!(
+            r.domains(&ids).await.unwrap().len(),
+            expected,
+            "backend domains in {env}"
+        );
+        assert_eq!(
+            r.variables(&ids).await.unwrap().len(),
+            8,
+            "backend variables in {env}"
+        );
+    }
+    let v = tether::provider::vercel::Vercel::new(tether::provider::endpoint(
+        Platform::Vercel,
+        &sim.vercel_url(),
+        SecretValue::new(t.vercel),
+        vec![],
+    ));
+    for app in ["customer", "business", "admin"] {
+        let (pid, _) = v.project(&format!("vocilia-{app}")).await.unwrap();
+        assert_eq!(v.domains(&pid).await.unwrap().len(), 2, "{app} domains");
+        assert_eq!(
+            v.deployments(&pid, true, None, 100).await.unwrap().len(),
+            1,
+            "one {app} production deploy"
+        );
+        assert_eq!(v.list_env(&pid).await.unwrap().len(), 15, "{app} variables");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_at_any_point_of_an_apply_loses_nothing_and_duplicates_nothing() {
+    for point in ["after-intent", "after-create", "after-record"] {
+        let tmp = tempfile::tempdir().unwrap();
+        copy_dir(&root().join("examples/vocilia"), &tmp.path().join("m"));
+        let sim = simulator(&tmp.path().join("m")).await;
+        let out = output(tether(tmp.path(), Some(&sim), ONCE, Some(point))).await;
+        assert!(
+            !out.status.success(),
+            "{point}: the process should have aborted"
+        );
+        assert!(
+            text(&out.stderr).contains(&format!("TETHER_CRASH_AT={point}: aborting")),
+            "{}",
+            text(&out.stderr)
+        );
+        let out = output(tether(tmp.path(), Some(&sim), ONCE, None)).await;
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{point}: restart converges:\n{}",
+            text(&out.stderr)
+        );
+        assert_no_duplicates(&sim).await;
+        let (index, _) = tether::status::read_all(&tmp.path().join("status")).unwrap();
+        assert!(index.all_ready(), "{point}: {:?}", index.summary);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_daemon_on_the_same_state_directory_stops_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&root().join("examples/vocilia"), &tmp.path().join("m"));
+    let _lock = tether::store::Store::open(&tmp.path().join(".tether")).unwrap();
+    let out = output(tether(
+        tmp.path(),
+        None,
+        &["run", "--manifests", "m", "--simulate"],
+        None,
+    ))
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr).trim(),
+        "error: another tether is running on .tether"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_and_exits_0() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&root().join("examples/vocilia"), &tmp.path().join("m"));
+    let mut child = tether(
+        tmp.path(),
+        None,
+        &["run", "--manifests", "m", "--simulate"],
+        None,
+    )
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let index = tmp.path().join("status/index.json");
+    for _ in 0..200 {
+        if std::fs::read_to_string(&index).is_ok_and(|s| s.contains("\"firstPassDone\": true")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(index.exists(), "the daemon wrote status");
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let started = std::time::Instant::now();
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(started.elapsed() < Duration::from_secs(15));
+    // The store was flushed and released: it opens again.
+    tether::store::Store::open(&tmp.path().join(".tether")).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_reports_what_is_not_ready_and_status_renders_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&root().join("examples/vocilia"), &tmp.path().join("m"));
+    let sim = simulator(&tmp.path().join("m")).await;
+    sim.fail_commit("4f2c9a1e8b7d6c5a4f3e2d1c0b9a8f7e6d5c4b3a");
+    let out = output(tether(tmp.path(), Some(&sim), ONCE, None)).await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr)
+            .contains("not converged: 1 of 109 resources are Stalled and need a person"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = output(tether(tmp.path(), None, &["status"], None)).await;
+    assert_eq!(out.status.code(), Some(3));
+    let table = text(&out.stdout);
+    assert!(
+        table.contains("prod-backend (railway, backend production) — Stalled"),
+        "{table}"
+    );
+    assert!(table.contains("ended failed (FAILED)"), "{table}");
+    let out = output(tether(
+        tmp.path(),
+        None,
+        &["status", "--output", "json"],
+        None,
+    ))
+    .await;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["index"]["summary"]["stalled"], 1);
+    assert_eq!(v["index"]["schemaVersion"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_token_and_a_corrupt_store_are_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&root().join("examples/vocilia"), &tmp.path().join("m"));
+    let out = output(tether(tmp.path(), None, ONCE, None)).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("is not set, and the manifests use"),
+        "{}",
+        text(&out.stderr)
+    );
+    let db = tmp.path().join("state/db");
+    std::fs::create_dir_all(&db).unwrap();
+    std::fs::write(
+        db.join("conf"),
+        b"\xff\xfe garbage that is not a sled config",
+    )
+    .unwrap();
+    std::fs::write(db.join("db"), vec![0xABu8; 4096]).unwrap();
+    let out = output(tether(
+        tmp.path(),
+        None,
+        &[
+            "run",
+            "--manifests",
+            "m",
+            "--state-dir",
+            "state",
+            "--simulate",
+            "--once",
+        ],
+        None,
+    ))
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("error: the state store in state is corrupt"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}

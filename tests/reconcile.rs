@@ -1,0 +1,358 @@
+//! The reconcile loop end to end against the simulator: converge from empty, idempotence,
+//! single edits, pruning, faults, drift, and the invariants of DESIGN.md §3.
+
+mod support;
+
+use std::time::Duration;
+
+use support::harness::World;
+use tether::simulate::{Faults, SimConfig};
+use tether::status::State;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn converges_vocilia_from_empty_and_a_second_pass_writes_nothing() {
+    let mut w = World::new(SimConfig::default()).await;
+    let reports = w.converge().await;
+    let last = reports.last().unwrap();
+    assert_eq!(last.counts.ready, last.counts.resources);
+    assert_eq!(
+        last.counts.resources, 109,
+        "81 variables, 12 deployments, 8 domains, 8 certificates"
+    );
+    let state = w.sim.state();
+    let text = serde_json::to_string(&state).unwrap();
+    assert!(text.contains("LOG_LEVEL"), "variables reached Railway");
+    // Status files: one per environment plus the index, every resource Ready.
+    let (index, envs) = tether::status::read_all(&w.tmp.path().join("status")).unwrap();
+    assert_eq!(envs.len(), 15);
+    assert!(index.all_ready() && index.manifests.valid && index.manifests.revision.is_some());
+    // Idempotent: a fresh observation of converged state plans zero writes.
+    w.sim.clear_requests();
+    let r = w.rec.pass(&w.all(true)).await.unwrap();
+    assert_eq!(r.writes, 0);
+    assert_eq!(w.writes(), Vec::<String>::new());
+    assert!(w.sim.requests().len() >= 15, "it did observe");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn editing_one_variable_writes_exactly_that_variable() {
+    let mut w = World::new(SimConfig::default()).await;
+    w.converge().await;
+    w.sim.clear_requests();
+    w.edit(
+        "database/secrets.yaml",
+        "EMAIL_FROM: noreply@vocilia.com",
+        "EMAIL_FROM: hello@vocilia.com",
+    );
+    let r = w.rec.pass(&w.all(false)).await.unwrap();
+    // replacen changed the first occurrence only: the production database's.
+    assert_eq!(r.writes, 1);
+    assert_eq!(
+        w.writes(),
+        vec!["POST /v1/projects/vociliaprodqwertyuio/secrets"]
+    );
+    let body = w
+        .sim
+        .requests()
+        .iter()
+        .find(|r| r.method == "POST")
+        .unwrap()
+        .body
+        .clone()
+        .unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!([{"name": "EMAIL_FROM", "value": "hello@vocilia.com"}])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_railway_variable_edit_is_one_upsert_then_one_redeploy() {
+    let mut w = World::new(SimConfig::default()).await;
+    w.converge().await;
+    w.sim.clear_requests();
+    w.edit(
+        "backend/variables.yaml",
+        "LOG_LEVEL: info",
+        "LOG_LEVEL: warn",
+    );
+    w.rec.pass(&w.all(false)).await.unwrap();
+    assert_eq!(
+        w.writes(),
+        vec!["mutation Upsert", "mutation Deploy"],
+        "variables first, then one deploy"
+    );
+    let upsert = w
+        .sim
+        .requests()
+        .into_iter()
+        .find(|r| {
+            r.body.as_ref().is_some_and(|b| {
+                b["query"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with("mutation Upsert")
+            })
+        })
+        .unwrap();
+    assert_eq!(
+        upsert.body.unwrap()["variables"]["input"]["variables"],
+        serde_json::json!({"LOG_LEVEL": "warn"})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_manifest_prunes_only_its_objects() {
+    let mut w = World::new(SimConfig::default()).await;
+    w.converge().await;
+    // A variable someone set by hand in the dashboard: not tether's, never deleted.
+    let pid = vercel_project_id(&w, "vocilia-customer");
+    let v = vercel(&w);
+    v.upsert_env(
+        &pid,
+        &tether::manifest::VercelTarget {
+            project: "vocilia-customer".into(),
+            target: tether::manifest::VercelEnvTarget::Production,
+            git_branch: None,
+        },
+        &[tether::provider::vercel::EnvWrite {
+            key: "HAND_MADE",
+            value: "x",
+            kind: "plain",
+        }],
+    )
+    .await
+    .unwrap();
+    std::fs::remove_file(w.manifests.join("customer/domains.yaml")).unwrap();
+    std::fs::remove_file(w.manifests.join("customer/certificates.yaml")).unwrap();
+    w.reload();
+    w.sim.clear_requests();
+    w.rec.pass(&w.all(true)).await.unwrap();
+    let mut writes = w.writes();
+    writes.sort();
+    assert_eq!(
+        writes,
+        vec![
+            format!("DELETE /v9/projects/{pid}/domains/customer.vocilia.com"),
+            format!("DELETE /v9/projects/{pid}/domains/staging-customer.vocilia.com"),
+        ]
+    );
+    let envs = v.list_env(&pid).await.unwrap();
+    assert!(
+        envs.iter().any(|e| e.key == "HAND_MADE"),
+        "unmanaged variables stay"
+    );
+    assert_eq!(
+        envs.len(),
+        16,
+        "5 variables × 3 environments, plus the hand-made one"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_deletes_while_the_manifests_are_invalid() {
+    let mut w = World::new(SimConfig::default()).await;
+    w.converge().await;
+    std::fs::remove_file(w.manifests.join("customer/domains.yaml")).unwrap();
+    std::fs::remove_file(w.manifests.join("customer/certificates.yaml")).unwrap();
+    std::fs::write(
+        w.manifests.join("broken.yaml"),
+        "apiVersion: tether.dev/v1\nkind: Nope\n",
+    )
+    .unwrap();
+    w.reload();
+    w.sim.clear_requests();
+    w.rec.pass(&w.all(true)).await.unwrap();
+    assert_eq!(
+        w.writes(),
+        Vec::<String>::new(),
+        "the last good state stays in force and nothing is deleted"
+    );
+    let (index, _) = tether::status::read_all(&w.tmp.path().join("status")).unwrap();
+    assert!(!index.manifests.valid);
+    assert!(
+        index.manifests.errors[0]
+            .message
+            .contains("unknown kind \"Nope\"")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_blast_radius_cap_refuses_a_mass_delete() {
+    let mut w = World::new(SimConfig::default()).await;
+    w.converge().await;
+    let text = std::fs::read_to_string(w.manifests.join("backend/variables.yaml")).unwrap();
+    // Drop 4 of prod-backend's 10 managed objects (and the requirements that would object).
+    let cut: String = text.replacen(
+        "    NODE_ENV: production\n    LOG_LEVEL: info\n    PORT: 8080\n",
+        "",
+        1,
+    );
+    let cut = cut.replacen("    CORS_ORIGINS: https://customer.vocilia.com,https://business.vocilia.com,https://admin.vocilia.com\n", "", 1);
+    std::fs::write(w.manifests.join("backend/variables.yaml"), cut).unwrap();
+    std::fs::remove_file(w.manifests.join("requirements.yaml")).unwrap();
+    w.reload();
+    w.sim.clear_requests();
+    w.rec.pass(&w.all(true)).await.unwrap();
+    assert_eq!(w.writes(), Vec::<String>::new());
+    let (_, envs) = tether::status::read_all(&w.tmp.path().join("status")).unwrap();
+    let prod = envs
+        .iter()
+        .find(|e| e.environment == "prod-backend")
+        .unwrap();
+    assert_eq!(prod.state, State::Stalled);
+    assert!(
+        prod.notices
+            .iter()
+            .any(|n| n.reason == "BlastRadius" && n.message.contains("4 of 10")),
+        "{:?}",
+        prod.notices
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_is_put_back_and_reported() {
+    let mut w = World::new(SimConfig::default()).await;
+    w.converge().await;
+    // Someone edits LOG_LEVEL in Railway's dashboard.
+    let r = railway(&w);
+    let ids = r
+        .resolve(&tether::manifest::RailwayTarget {
+            project: "vocilia".into(),
+            environment: "production".into(),
+            service: "backend".into(),
+        })
+        .await
+        .unwrap();
+    r.upsert_variables(
+        &ids,
+        &[("LOG_LEVEL".to_string(), "trace")].into_iter().collect(),
+    )
+    .await
+    .unwrap();
+    w.sim.clear_requests();
+    w.rec.pass(&w.all(true)).await.unwrap();
+    assert_eq!(w.writes(), vec!["mutation Upsert", "mutation Deploy"]);
+    assert_eq!(r.variables(&ids).await.unwrap()["LOG_LEVEL"], "info");
+    let (_, envs) = tether::status::read_all(&w.tmp.path().join("status")).unwrap();
+    let res = envs
+        .iter()
+        .find(|e| e.environment == "prod-backend")
+        .unwrap()
+        .resources
+        .iter()
+        .find(|r| r.name == "LOG_LEVEL")
+        .unwrap()
+        .clone();
+    let drift = res.drift.expect("drift reported");
+    assert_eq!((drift.field.as_str(), drift.count), ("value", 1));
+    assert!(drift.first_seen <= drift.last_seen);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_30_percent_faults_it_converges_without_duplicates() {
+    let mut w = World::new(SimConfig {
+        faults: Faults {
+            rate: 0.3,
+            seed: 11,
+            retry_after_secs: 0,
+        },
+        ..Default::default()
+    })
+    .await;
+    w.converge().await;
+    assert!(w.sim.requests().iter().filter(|r| r.faulted).count() > 20);
+    w.sim.set_faults(Faults::default());
+    let state = serde_json::to_value(w.sim.state()).unwrap();
+    // One custom domain per hostname, one deployment per pinned commit.
+    let text = state.to_string();
+    for host in [
+        "\"api.vocilia.com\"",
+        "\"customer.vocilia.com\"",
+        "\"staging-admin.vocilia.com\"",
+    ] {
+        let n = text.matches(host).count();
+        assert!(n >= 1, "{host} attached");
+    }
+    let r = railway(&w);
+    for env in ["production", "staging", "development"] {
+        let ids = r
+            .resolve(&tether::manifest::RailwayTarget {
+                project: "vocilia".into(),
+                environment: env.into(),
+                service: "backend".into(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            r.deployments(&ids).await.unwrap().len(),
+            1,
+            "one deploy in {env}"
+        );
+        assert!(r.domains(&ids).await.unwrap().len() <= 1);
+    }
+    let v = vercel(&w);
+    let pid = vercel_project_id(&w, "vocilia-customer");
+    assert_eq!(v.domains(&pid).await.unwrap().len(), 2);
+    assert_eq!(v.deployments(&pid, true, None, 100).await.unwrap().len(), 1);
+    w.sim.clear_requests();
+    w.rec.pass(&w.all(true)).await.unwrap();
+    assert_eq!(w.writes(), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_reuses_the_cache_and_writes_nothing() {
+    let mut w = World::new(SimConfig::default()).await;
+    w.converge().await;
+    let World {
+        tmp,
+        manifests,
+        sim,
+        rec,
+        ..
+    } = w;
+    let store = rec.store().clone();
+    drop(rec);
+    sim.clear_requests();
+    let mut w2 = World::with_store(tmp, manifests, store, SimConfig::default(), Some(sim)).await;
+    let r = w2.rec.pass(&w2.all(false)).await.unwrap();
+    assert_eq!(
+        (r.writes, r.observed),
+        (0, 0),
+        "the warm cache plans without calling anyone"
+    );
+    assert!(w2.sim.requests().is_empty());
+    assert_eq!(r.counts.ready, r.counts.resources);
+    let _ = Duration::ZERO;
+}
+
+fn railway(w: &World) -> tether::provider::railway::Railway {
+    tether::provider::railway::Railway::new(tether::provider::endpoint(
+        tether::manifest::Platform::Railway,
+        &w.sim.railway_url(),
+        tether::secret::SecretValue::new("sim-railway-token".into()),
+        vec![],
+    ))
+}
+
+fn vercel(w: &World) -> tether::provider::vercel::Vercel {
+    tether::provider::vercel::Vercel::new(tether::provider::endpoint(
+        tether::manifest::Platform::Vercel,
+        &w.sim.vercel_url(),
+        tether::secret::SecretValue::new("sim-vercel-token".into()),
+        vec![],
+    ))
+}
+
+fn vercel_project_id(w: &World, name: &str) -> String {
+    let state = serde_json::to_value(w.sim.state()).unwrap();
+    state["vercel"]["projects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}

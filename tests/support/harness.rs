@@ -1,0 +1,212 @@
+//! A world for end-to-end tests: a copy of the vocilia manifests, a simulator with fast
+//! timings, and a reconciler (or the real binary) pointed at it.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tether::daemon::{Loader, fingerprinter, simulated_providers};
+use tether::reconcile::{Options, PassReport, Reconciler};
+use tether::secret::Keyring;
+use tether::simulate::{Seed, SimConfig, SimHandle, Simulator, Timings};
+use tether::store::Store;
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn identity() -> PathBuf {
+    root().join("examples/demo-age-identity.txt")
+}
+
+/// Simulator timings short enough for tests (every phase 20 ms).
+pub fn fast() -> Timings {
+    let d = Duration::from_millis(20);
+    Timings {
+        queued: d,
+        building: d,
+        deploying: d,
+        domain_verify: d,
+        cert_issue: d,
+    }
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
+
+pub struct World {
+    pub tmp: tempfile::TempDir,
+    pub manifests: PathBuf,
+    pub sim: SimHandle,
+    pub rec: Reconciler,
+    pub loader: Loader,
+}
+
+impl World {
+    /// vocilia in a temporary folder, a simulator seeded from it, a reconciler on a fresh store.
+    pub async fn new(config: SimConfig) -> World {
+        let tmp = tempfile::tempdir().unwrap();
+        let manifests = tmp.path().join("manifests");
+        copy_dir(&root().join("examples/vocilia"), &manifests);
+        let store = Store::open(&tmp.path().join("state")).unwrap();
+        Self::with_store(tmp, manifests, store, config, None).await
+    }
+
+    pub async fn with_store(
+        tmp: tempfile::TempDir,
+        manifests: PathBuf,
+        store: Store,
+        mut config: SimConfig,
+        sim: Option<SimHandle>,
+    ) -> World {
+        let keyring = Keyring::load(&identity()).unwrap();
+        let fp = fingerprinter(Some(&keyring), &store).unwrap();
+        let mut loader = Loader::new(
+            &manifests,
+            Some(keyring),
+            fp.clone(),
+            "TETHER_AGE_KEY_FILE".into(),
+        );
+        let desired = loader.reload().unwrap().expect("vocilia is valid");
+        if config.timings == Timings::default() {
+            config.timings = fast();
+        }
+        let tokens = config.tokens.clone();
+        let sim = match sim {
+            Some(s) => s,
+            None => Simulator::start(
+                "127.0.0.1:0".parse().unwrap(),
+                config,
+                Seed::from_desired(&desired),
+            )
+            .await
+            .unwrap(),
+        };
+        let mut providers_rates = BTreeMap::new();
+        for p in tether::manifest::Platform::ALL {
+            providers_rates.insert(p, vec![tether::provider::Rate::per_second(10_000)]);
+        }
+        let retry = tether::retry::Policy {
+            initial: Duration::from_millis(5),
+            max_interval: Duration::from_millis(40),
+            multiplier: 2.0,
+            max_attempts: 40,
+        };
+        let providers = simulated_providers(&sim, &tokens, &providers_rates, retry);
+        let opts = Options {
+            status_dir: Some(tmp.path().join("status")),
+            follow: Duration::from_millis(30),
+            ..Options::default()
+        };
+        let mut rec = Reconciler::new(store, providers, fp, opts).unwrap();
+        rec.set_desired(Ok(desired));
+        World {
+            tmp,
+            manifests,
+            sim,
+            rec,
+            loader,
+        }
+    }
+
+    /// Every environment, observed afresh or from the cache.
+    pub fn all(&self, fresh: bool) -> BTreeMap<String, bool> {
+        self.rec
+            .desired()
+            .unwrap()
+            .environments
+            .keys()
+            .map(|k| (k.clone(), fresh))
+            .collect()
+    }
+
+    /// Passes until every resource is Ready (bounded).
+    pub async fn converge(&mut self) -> Vec<PassReport> {
+        let mut reports = Vec::new();
+        for i in 0..60 {
+            let r = self.rec.pass(&self.all(i > 0)).await.unwrap();
+            let done = r.counts.ready == r.counts.resources && r.counts.resources > 0;
+            reports.push(r);
+            if done {
+                return reports;
+            }
+            self.sim.advance(Duration::from_millis(200));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let (index, envs) = self.rec.write_status().unwrap();
+        let stuck: Vec<String> = envs
+            .iter()
+            .flat_map(|e| {
+                e.resources
+                    .iter()
+                    .filter(|r| r.state != tether::status::State::Ready)
+                    .map(move |r| {
+                        format!(
+                            "{}/{}: {:?}",
+                            e.environment,
+                            r.name,
+                            r.conditions.last().map(|c| &c.message)
+                        )
+                    })
+            })
+            .collect();
+        panic!("did not converge: {:?}\n{stuck:#?}", index.summary);
+    }
+
+    /// Reloads the manifests after editing them.
+    pub fn reload(&mut self) {
+        if let Some(l) = self.loader.reload() {
+            self.rec.set_desired(l);
+        }
+    }
+
+    pub fn edit(&mut self, rel: &str, from: &str, to: &str) {
+        let p = self.manifests.join(rel);
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.contains(from), "{rel} lacks {from:?}");
+        std::fs::write(&p, text.replacen(from, to, 1)).unwrap();
+        self.reload();
+    }
+
+    /// Non-GET requests since the log was cleared (GraphQL mutations for Railway).
+    pub fn writes(&self) -> Vec<String> {
+        self.sim
+            .requests()
+            .iter()
+            .filter(|r| {
+                let gql_mutation = r
+                    .body
+                    .as_ref()
+                    .and_then(|b| b["query"].as_str())
+                    .is_some_and(|q| q.trim_start().starts_with("mutation"));
+                if r.path == "/graphql/v2" {
+                    gql_mutation
+                } else {
+                    r.method != "GET"
+                }
+            })
+            .map(
+                |r| match r.body.as_ref().and_then(|b| b["query"].as_str()) {
+                    Some(q) if r.path == "/graphql/v2" => q
+                        .split(['(', '{'])
+                        .next()
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string(),
+                    _ => format!("{} {}", r.method, r.path),
+                },
+            )
+            .collect()
+    }
+}

@@ -1,0 +1,148 @@
+//! The watcher plus content digests: an editor's save, a checkout of many files, a new
+//! sub-folder and an atomic symlink swap each give exactly one pass; editor leftovers none.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use support::harness::{copy_dir, identity, root};
+use tether::daemon::Loader;
+use tether::secret::Keyring;
+use tether::watch::DirWatch;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+fn loader(dir: &Path) -> Loader {
+    let k = Keyring::load(&identity()).unwrap();
+    let fp = k.fingerprinter();
+    let mut l = Loader::new(dir, Some(k), fp, "TETHER_AGE_KEY_FILE".into());
+    assert!(l.reload().unwrap().is_ok());
+    l
+}
+
+/// Passes caused by one operation: waits for the first event, then counts digest changes over
+/// the following quiet period.
+async fn passes(
+    rx: &mut UnboundedReceiver<()>,
+    w: &mut DirWatch,
+    l: &mut Loader,
+    expect_event: bool,
+) -> usize {
+    let first = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+    if !expect_event {
+        // Events may come (the file system changed) but must not change the digest.
+        if first.is_err() {
+            return 0;
+        }
+    } else {
+        assert!(first.is_ok(), "no file event arrived");
+    }
+    let mut n = 0;
+    w.refresh();
+    if l.reload().is_some() {
+        n += 1;
+    }
+    while let Ok(Some(())) = tokio::time::timeout(Duration::from_millis(600), rx.recv()).await {
+        w.refresh();
+        if l.reload().is_some() {
+            n += 1;
+        }
+    }
+    n
+}
+
+fn edit(p: &Path, from: &str, to: &str) -> String {
+    let t = std::fs::read_to_string(p).unwrap();
+    assert!(t.contains(from));
+    t.replacen(from, to, 1)
+}
+
+#[tokio::test]
+async fn each_kind_of_change_gives_exactly_one_pass() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("m");
+    copy_dir(&root().join("examples/vocilia"), &dir);
+    let mut l = loader(&dir);
+    let (mut w, mut rx) = DirWatch::start(&dir, Duration::from_millis(100)).unwrap();
+
+    // An editor's save: write a swap file, write the new content to a temp name, rename over.
+    let f = dir.join("backend/variables.yaml");
+    let new = edit(&f, "LOG_LEVEL: info", "LOG_LEVEL: warn");
+    std::fs::write(dir.join("backend/.variables.yaml.swp"), b"swap").unwrap();
+    std::fs::write(dir.join("backend/variables.yaml~"), b"backup").unwrap();
+    std::fs::write(dir.join("backend/4913"), b"").unwrap();
+    std::fs::write(dir.join("backend/.variables.yaml.tmp"), &new).unwrap();
+    std::fs::rename(dir.join("backend/.variables.yaml.tmp"), &f).unwrap();
+    assert_eq!(
+        passes(&mut rx, &mut w, &mut l, true).await,
+        1,
+        "editor save"
+    );
+
+    // Editor leftovers alone change nothing.
+    std::fs::write(dir.join("backend/.other.swp"), b"x").unwrap();
+    std::fs::remove_file(dir.join("backend/4913")).unwrap();
+    assert_eq!(passes(&mut rx, &mut w, &mut l, false).await, 0, "leftovers");
+
+    // A checkout that rewrites many files at once.
+    for app in ["customer", "business", "admin"] {
+        let p = dir.join(format!("{app}/monitors.yaml"));
+        std::fs::write(&p, edit(&p, "interval: 30s", "interval: 45s")).unwrap();
+    }
+    std::fs::remove_file(dir.join("admin/certificates.yaml")).unwrap();
+    std::fs::write(
+        dir.join("admin/certificates.yaml"),
+        std::fs::read(root().join("examples/vocilia/admin/certificates.yaml")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(passes(&mut rx, &mut w, &mut l, true).await, 1, "checkout");
+
+    // A new sub-folder with a manifest in it.
+    std::fs::create_dir_all(dir.join("extra/deeper")).unwrap();
+    std::fs::write(dir.join("extra/deeper/req.yaml"), "apiVersion: tether.dev/v1\nkind: Requirements\nmetadata: {name: extra}\nspec: {environmentType: staging, variables: [NODE_ENV], platform: railway}\n").unwrap();
+    assert_eq!(
+        passes(&mut rx, &mut w, &mut l, true).await,
+        1,
+        "new sub-folder"
+    );
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_symlink_swapped_to_a_new_revision_gives_one_pass_and_is_followed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rev1 = tmp.path().join("rev-1");
+    let rev2 = tmp.path().join("rev-2");
+    copy_dir(&root().join("examples/vocilia"), &rev1);
+    copy_dir(&root().join("examples/vocilia"), &rev2);
+    let f2 = rev2.join("database/secrets.yaml");
+    std::fs::write(
+        &f2,
+        edit(
+            &f2,
+            "EMAIL_FROM: noreply@vocilia.com",
+            "EMAIL_FROM: team@vocilia.com",
+        ),
+    )
+    .unwrap();
+    let link = tmp.path().join("current");
+    std::os::unix::fs::symlink("rev-1", &link).unwrap();
+    let mut l = loader(&link);
+    let (mut w, mut rx) = DirWatch::start(&link, Duration::from_millis(100)).unwrap();
+    // git-sync's swap: a new link, renamed over the old one (atomic).
+    std::os::unix::fs::symlink("rev-2", tmp.path().join("current.new")).unwrap();
+    std::fs::rename(tmp.path().join("current.new"), &link).unwrap();
+    assert_eq!(
+        passes(&mut rx, &mut w, &mut l, true).await,
+        1,
+        "symlink swap"
+    );
+    // The watch now follows the new target.
+    let f = link.join("backend/variables.yaml");
+    std::fs::write(&f, edit(&f, "LOG_LEVEL: info", "LOG_LEVEL: error")).unwrap();
+    assert_eq!(
+        passes(&mut rx, &mut w, &mut l, true).await,
+        1,
+        "edit in the new revision"
+    );
+}
