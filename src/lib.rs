@@ -1,9 +1,13 @@
 //! tether: keeps Railway, Vercel and Supabase converged to a git repository of YAML manifests.
 #![forbid(unsafe_code)]
 
+pub mod backup;
+pub mod certs;
 pub mod cli;
 pub mod daemon;
+pub mod dns;
 pub mod manifest;
+pub mod monitor;
 pub mod observed;
 pub mod plan;
 pub mod provider;

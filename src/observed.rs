@@ -148,6 +148,9 @@ pub struct ObservedDeployment {
     /// This deployment serves traffic now.
     #[serde(default)]
     pub active: bool,
+    /// Where its build and runtime logs are (the platform's inspector or dashboard).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs_url: Option<String>,
 }
 
 /// A DNS record the platform asks for.
@@ -230,6 +233,13 @@ pub struct ObservedEnv {
     /// or a manual rollback in force).
     #[serde(default)]
     pub held_commits: BTreeSet<String>,
+    /// Variables were written at this time and the running build has not picked them up yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redeploy_needed_since: Option<DateTime<Utc>>,
+    /// A rollback tether decided on (health gate) or was asked for: the platform deployment to
+    /// return to, and why. Not cached: set for the pass that performs it.
+    #[serde(skip)]
+    pub rollback_to: Option<(String, String)>,
 }
 
 impl ObservedEnv {

@@ -424,6 +424,7 @@ async fn with_30_percent_faults_every_operation_succeeds_once() {
             rate: 0.3,
             seed: 7,
             retry_after_secs: 0,
+            ..Default::default()
         },
         ..Default::default()
     })

@@ -256,6 +256,7 @@ async fn with_30_percent_faults_it_converges_without_duplicates() {
             rate: 0.3,
             seed: 11,
             retry_after_secs: 0,
+            ..Default::default()
         },
         ..Default::default()
     })

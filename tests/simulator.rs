@@ -896,6 +896,7 @@ async fn at_fault_rate_one_every_request_is_faulted_and_nothing_changes() {
         rate: 1.0,
         seed: 7,
         retry_after_secs: 3,
+        ..Default::default()
     });
     let (mut limited, mut errors, mut gateways, mut dropped) = (0, 0, 0, 0);
     for i in 0..30 {

@@ -1,8 +1,11 @@
 //! The command line: argument definitions and dispatch to one module per command.
 
+mod backup;
+mod deployments;
 mod plan;
 mod run;
 mod schema;
+mod secret;
 mod simulate;
 mod status;
 mod validate;
@@ -89,6 +92,18 @@ pub enum Command {
     Run(Box<run::RunArgs>),
     /// Show the status the daemon wrote (exit 0: all Ready, 3: not).
     Status(status::StatusArgs),
+    /// Take or verify a logical backup by hand (`backup now ENV`, `backup verify ID`).
+    Backup(backup::BackupArgs),
+    /// List backup records, tether's and Supabase's (`--output json` for CI).
+    Backups(backup::BackupsArgs),
+    /// Show an environment's deployment ledger (from the status files).
+    Deployments(deployments::DeploymentsArgs),
+    /// Roll an environment back to its last healthy deployment (or --to one); it stays pinned
+    /// there until the manifest names another commit.
+    Rollback(deployments::RollbackArgs),
+    /// Manage age-encrypted secrets: keygen, set, rotate, reveal.
+    #[command(subcommand)]
+    Secret(secret::SecretCommand),
     /// Serve simulated Railway, Vercel and Supabase APIs on one port.
     Simulate(simulate::SimulateArgs),
     /// Print the JSON Schema of one kind, or of all kinds (`--write DIR` writes the files).
@@ -125,6 +140,11 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Run(a) => run::run(&cli.global, *a),
         Command::Status(a) => status::run(a),
         Command::Simulate(a) => simulate::run(&cli.global, a),
+        Command::Secret(c) => secret::run(&cli.global, c),
+        Command::Deployments(a) => deployments::list(a),
+        Command::Backup(a) => backup::run(&cli.global, a),
+        Command::Backups(a) => backup::list(a),
+        Command::Rollback(a) => deployments::rollback(&cli.global, a),
         Command::Schema(a) => schema::run(a),
     }
 }

@@ -103,6 +103,7 @@ pub fn run(global: &Global, args: PlanArgs) -> Result<ExitCode, CliError> {
     let opts = PlanOptions {
         allow_deletes: true,
         max_delete_share: args.max_delete_share,
+        ..Default::default()
     };
     let plan = plan::plan(&desired, &observed, &opts);
     match args.output {

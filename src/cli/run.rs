@@ -64,6 +64,9 @@ pub struct RunArgs {
     /// Supabase rate limits.
     #[arg(long, value_name = "RATES", default_value = "120/min")]
     pub supabase_rate: String,
+    /// After variable writes, wait this long with no further writes before the one redeploy.
+    #[arg(long, value_name = "DURATION", default_value = "2s")]
+    pub redeploy_quiet: HumanDuration,
     /// Wait this long after a file change before rescanning (editors write in bursts).
     #[arg(long, value_name = "DURATION", default_value = "100ms")]
     pub debounce: HumanDuration,
@@ -103,6 +106,8 @@ pub fn run(global: &Global, args: RunArgs) -> Result<ExitCode, CliError> {
             resync: args.resync.0,
             follow: args.follow.0,
             status_dir: Some(args.status_dir.clone()),
+            redeploy_quiet: args.redeploy_quiet.0,
+            health: None,
         },
         keyring,
         key_source: super::key_source(global),

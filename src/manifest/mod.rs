@@ -4,6 +4,7 @@
 mod check;
 pub mod desired;
 pub mod diagnostic;
+pub mod edit;
 pub mod kinds;
 pub mod load;
 pub mod rules;

@@ -37,6 +37,19 @@ pub struct PathIndex {
 }
 
 impl PathIndex {
+    /// The position of exactly `path`, if it is in the document.
+    pub fn get(&self, path: &str) -> Option<Pos> {
+        self.positions.get(path).copied()
+    }
+
+    /// The paths directly below `prefix` (`spec.entries.A`, `spec.entries.B` for `spec.entries`).
+    pub fn children<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a str, Pos)> + 'a {
+        self.positions.iter().filter_map(move |(k, p)| {
+            let rest = k.strip_prefix(prefix)?.strip_prefix('.')?;
+            (!rest.contains('.') && !rest.contains('[')).then_some((k.as_str(), *p))
+        })
+    }
+
     /// The position of `path`, or of its nearest ancestor that has one.
     pub fn locate(&self, path: &str) -> Option<Pos> {
         let mut p = path.to_string();

@@ -20,6 +20,10 @@ pub struct PlanOptions {
     /// Refuse an environment's deletes when they exceed this share of its managed objects
     /// (and there is more than one).
     pub max_delete_share: f64,
+    /// The time of the pass (None: quiet periods count as over).
+    pub now: Option<chrono::DateTime<chrono::Utc>>,
+    /// After variable writes, wait this long without further writes before the one redeploy.
+    pub redeploy_quiet: std::time::Duration,
 }
 
 impl Default for PlanOptions {
@@ -27,6 +31,8 @@ impl Default for PlanOptions {
         PlanOptions {
             allow_deletes: true,
             max_delete_share: 0.30,
+            now: None,
+            redeploy_quiet: std::time::Duration::ZERO,
         }
     }
 }
@@ -63,7 +69,7 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState, opts: &PlanOptions
         domains(desired, env, obs, observed, &mut changes);
         gate_deletes(name, obs, observed, opts, &mut changes, &mut plan.notices);
         // After the gate: a redeploy follows only variable writes that will happen.
-        deployments(desired, env, obs, &mut changes, &mut plan.notices);
+        deployments(desired, env, obs, opts, &mut changes, &mut plan.notices);
         plan.changes.extend(changes);
     }
     for name in observed.environments.keys() {
@@ -173,6 +179,7 @@ fn deployments(
     desired: &DesiredState,
     env: &Resource<EnvironmentSpec>,
     obs: &ObservedEnv,
+    opts: &PlanOptions,
     out: &mut Vec<Change>,
     notices: &mut Vec<Notice>,
 ) {
@@ -181,21 +188,73 @@ fn deployments(
     if platform == Platform::Supabase {
         return;
     }
+    let active = obs.active_deployment();
+    let from_commit = active.and_then(|d| d.commit.clone());
+    if let Some((to, reason)) = &obs.rollback_to {
+        out.push(Change {
+            action: Action::Rollback,
+            key: ObjectKey::new(name, ObjectKind::Deployment, name),
+            platform,
+            detail: Detail::Deployment {
+                commit: None,
+                branch: None,
+                from_commit,
+                reason: reason.clone(),
+                target_deployment: Some(to.clone()),
+            },
+        });
+        return;
+    }
+    // Variables written in this pass, or earlier and not yet built: one redeploy follows, once
+    // the writes have been quiet for `redeploy_quiet` and no build is running (so five quick
+    // edits cost one build, and no build runs with stale variables).
     let vars_changed = out
         .iter()
         .any(|c| c.key.kind == ObjectKind::Variable && c.action.is_write());
-    let active = obs.active_deployment();
-    let from_commit = active.and_then(|d| d.commit.clone());
+    let since = if vars_changed {
+        opts.now
+    } else {
+        obs.redeploy_needed_since
+    };
+    let redeploy_wanted = vars_changed || obs.redeploy_needed_since.is_some();
+    let quiet_over = match (since, opts.now) {
+        (Some(s), Some(now)) => {
+            now - s >= chrono::Duration::from_std(opts.redeploy_quiet).unwrap_or_default()
+        }
+        _ => true,
+    };
+    let building = obs
+        .deployments
+        .iter()
+        .take(3)
+        .any(|d| d.status.in_progress());
+    let wait_notice = |notices: &mut Vec<Notice>| {
+        let why = if building {
+            "a build is running"
+        } else {
+            "waiting for variable writes to settle"
+        };
+        notices.push(notice(
+            name,
+            Severity::Info,
+            "RedeployPending",
+            &format!("variables changed; one redeploy follows ({why})"),
+        ));
+    };
     let Some(dep) = desired.deployment_of(name) else {
-        if vars_changed && active.is_some() {
-            out.push(deploy_change(
-                name,
-                platform,
-                None,
-                None,
-                from_commit,
-                "variables changed",
-            ));
+        if redeploy_wanted && active.is_some() {
+            if quiet_over && !building {
+                out.push(deploy_change(
+                    name,
+                    platform,
+                    None,
+                    None,
+                    from_commit,
+                    "variables changed",
+                ));
+            } else {
+                wait_notice(notices);
+            }
         }
         return;
     };
@@ -239,7 +298,7 @@ fn deployments(
                 ),
             ));
         }
-        Some(_) if vars_changed => out.push(deploy_change(
+        Some(_) if redeploy_wanted && quiet_over && !building => out.push(deploy_change(
             name,
             platform,
             key_commit,
@@ -247,18 +306,23 @@ fn deployments(
             from_commit,
             "variables changed",
         )),
-        Some(d) => out.push(Change {
-            action: Action::Noop,
-            key: ObjectKey::new(name, ObjectKind::Deployment, name),
-            platform,
-            detail: Detail::Deployment {
-                commit: d.commit.clone(),
-                branch: d.branch.clone(),
-                from_commit: None,
-                reason: d.status.as_str().into(),
-                target_deployment: None,
-            },
-        }),
+        Some(d) => {
+            if redeploy_wanted {
+                wait_notice(notices);
+            }
+            out.push(Change {
+                action: Action::Noop,
+                key: ObjectKey::new(name, ObjectKind::Deployment, name),
+                platform,
+                detail: Detail::Deployment {
+                    commit: d.commit.clone(),
+                    branch: d.branch.clone(),
+                    from_commit: None,
+                    reason: d.status.as_str().into(),
+                    target_deployment: None,
+                },
+            })
+        }
     }
 }
 

@@ -108,6 +108,7 @@ fn deployment(id: &str, commit: &str, status: DeployStatus) -> ObservedDeploymen
         created_at: Utc::now(),
         url: None,
         active: status == DeployStatus::Success,
+        logs_url: None,
     }
 }
 

@@ -381,6 +381,12 @@ impl Railway {
         {
             out[first_success].active = true;
         }
+        for d in &mut out {
+            d.logs_url = Some(format!(
+                "https://railway.com/project/{}/service/{}?environmentId={}&id={}",
+                ids.project, ids.service, ids.environment, d.id
+            ));
+        }
         Ok(out)
     }
 
@@ -478,7 +484,7 @@ impl Railway {
                 .map(|d| (d.hostname.clone(), d))
                 .collect(),
             deployments,
-            held_commits: Default::default(),
+            ..Default::default()
         })
     }
 
@@ -679,6 +685,7 @@ fn deployment(n: &Value) -> Option<ObservedDeployment> {
             }
         }),
         active: false,
+        logs_url: None,
     })
 }
 

@@ -275,7 +275,7 @@ impl Supabase {
             variables,
             domains,
             deployments: vec![],
-            held_commits: Default::default(),
+            ..Default::default()
         })
     }
 

@@ -596,7 +596,7 @@ impl Vercel {
             variables,
             domains,
             deployments,
-            held_commits: Default::default(),
+            ..Default::default()
         })
     }
 
@@ -877,6 +877,7 @@ fn list_item(d: &Value) -> Option<ObservedDeployment> {
             }
         }),
         active: state == "READY" && (aliased || d["readySubstate"].as_str() == Some("PROMOTED")),
+        logs_url: d["inspectorUrl"].as_str().map(String::from),
     })
 }
 

@@ -4,6 +4,7 @@
 
 mod apply;
 pub mod journal;
+pub mod ledger;
 mod record;
 mod report;
 
@@ -15,13 +16,14 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::manifest::{DesiredState, Diagnostics};
-use crate::observed::{Knowledge, ObjectKey, ObservedEnv, ObservedState};
+use crate::observed::{DeployStatus, Knowledge, ObjectKey, ObservedEnv, ObservedState};
 use crate::plan::{self, Plan, PlanOptions};
 use crate::provider::{LastWrite, ObserveCtx, ProviderError, Providers};
 use crate::secret::Fingerprinter;
 use crate::status::{self, Drift, EnvStatus, Index, ManifestsStatus, StatusError};
 use crate::store::{Store, StoreError, trees};
 
+pub use ledger::{DeploymentRecord, GateReading, HealthSource, Hold};
 pub use report::PassReport;
 
 /// Errors that stop a pass (platform errors do not: they go to status).
@@ -44,6 +46,16 @@ pub struct Options {
     /// How soon to look again while something is in progress (a deploy, a domain check).
     pub follow: Duration,
     pub status_dir: Option<PathBuf>,
+    /// After variable writes, wait this long without further writes before the one redeploy.
+    pub redeploy_quiet: Duration,
+    /// Monitor results for the health gate (none: a successful deploy is healthy at once).
+    pub health: Option<Arc<dyn HealthSource>>,
+}
+
+impl std::fmt::Debug for dyn HealthSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HealthSource")
+    }
 }
 
 impl Default for Options {
@@ -54,6 +66,8 @@ impl Default for Options {
             resync: Duration::from_secs(300),
             follow: Duration::from_secs(3),
             status_dir: None,
+            redeploy_quiet: Duration::from_secs(2),
+            health: None,
         }
     }
 }
@@ -83,6 +97,10 @@ pub struct Reconciler {
     first_pass_done: bool,
     /// Per-environment backoff after failures.
     backoffs: BTreeMap<String, crate::retry::Backoff>,
+    /// Rollbacks decided or asked for, not yet done: environment → (platform deployment, why).
+    rollback_requests: BTreeMap<String, (String, String)>,
+    /// Notices from the health gate for this pass.
+    gate_notices: Vec<crate::plan::Notice>,
 }
 
 impl Reconciler {
@@ -124,6 +142,8 @@ impl Reconciler {
             last_plan: Plan::default(),
             first_pass_done: false,
             backoffs: BTreeMap::new(),
+            rollback_requests: BTreeMap::new(),
+            gate_notices: Vec::new(),
         })
     }
 
@@ -253,6 +273,11 @@ impl Reconciler {
                         .unwrap_or_default();
                     fresh.held_commits = old.held_commits.clone();
                     self.detect_drift(&name, desired, &old, &fresh)?;
+                    // Variables written before the newest deployment started are in it.
+                    fresh.redeploy_needed_since = old
+                        .redeploy_needed_since
+                        .filter(|since| !fresh.deployments.iter().any(|d| d.created_at >= *since));
+                    self.ledger_sync(&name, &fresh)?;
                     self.store.put_observed_env(&name, &fresh)?;
                     self.observed.environments.insert(name.clone(), fresh);
                     for intent in journal::pending(&self.store)?
@@ -287,11 +312,16 @@ impl Reconciler {
         let to_observe = self.needs_observe(due)?;
         let observed_before: u64 = self.api_calls();
         self.observe(&desired, &to_observe).await?;
+        let now = Utc::now();
+        self.before_plan(&desired, now)?;
         let opts = PlanOptions {
             allow_deletes: self.manifests.valid,
             max_delete_share: self.opts.max_delete_share,
+            now: Some(now),
+            redeploy_quiet: self.opts.redeploy_quiet,
         };
         let mut full = plan::plan(&desired, &self.observed, &opts);
+        full.notices.extend(self.gate_notices.iter().cloned());
         full.changes
             .retain(|c| due.contains_key(&c.key.environment));
         self.adopt(&full)?;
@@ -351,11 +381,20 @@ impl Reconciler {
                     continue;
                 }
             };
-            let in_progress = obs
-                .deployments
-                .iter()
-                .take(3)
-                .any(|d| d.status.in_progress())
+            let gate_pending = desired.deployment_of(name).is_some()
+                && self.ledger(name).is_ok_and(|l| {
+                    l.first().is_some_and(|r| {
+                        r.status == DeployStatus::Success && r.health == ledger::Health::Pending
+                    })
+                });
+            let in_progress = obs.redeploy_needed_since.is_some()
+                || gate_pending
+                || self.rollback_requests.contains_key(name)
+                || obs
+                    .deployments
+                    .iter()
+                    .take(3)
+                    .any(|d| d.status.in_progress())
                 || desired.domains_of(name).any(|d| {
                     obs.domains.get(&d.spec.name).is_none_or(|o| {
                         !o.verified

@@ -88,6 +88,9 @@ impl Reconciler {
                         updated_at: applied.updated_at,
                     },
                 );
+                if c.platform != Platform::Supabase {
+                    obs.redeploy_needed_since = Some(now);
+                }
                 if method == CompareMethod::LastWrite {
                     let lw = LastWrite {
                         fingerprint: fp.clone(),
@@ -104,6 +107,9 @@ impl Reconciler {
             }
             (Action::Delete, Detail::Variable { .. }) => {
                 obs.variables.remove(&c.key.name);
+                if c.platform != Platform::Supabase {
+                    obs.redeploy_needed_since = Some(now);
+                }
                 self.store
                     .remove(trees::WRITES, &format!("{env}/{}", c.key.name))?;
                 if let Some(m) = self.last_writes.get_mut(env) {
@@ -128,24 +134,45 @@ impl Reconciler {
                 obs.domains.remove(hostname);
                 self.remove_inventory(&c.key)?;
             }
-            (Action::Deploy, Detail::Deployment { commit, branch, .. }) => {
+            (
+                Action::Deploy,
+                Detail::Deployment {
+                    commit,
+                    branch,
+                    reason,
+                    ..
+                },
+            ) => {
+                obs.redeploy_needed_since = None;
                 let commit = commit
                     .clone()
                     .or_else(|| obs.active_deployment().and_then(|d| d.commit.clone()));
+                let id = applied.id.clone().unwrap_or_default();
                 obs.deployments.insert(
                     0,
                     ObservedDeployment {
-                        id: applied.id.clone().unwrap_or_default(),
-                        commit,
+                        id: id.clone(),
+                        commit: commit.clone(),
                         branch: branch.clone(),
                         status: DeployStatus::Pending,
                         platform_status: "QUEUED".into(),
                         created_at: Utc::now(),
                         url: None,
                         active: false,
+                        logs_url: None,
                     },
                 );
                 self.add_inventory(&c.key)?;
+                self.ledger_start(env, commit, branch.clone(), &id, reason)?;
+            }
+            (
+                Action::Rollback,
+                Detail::Deployment {
+                    target_deployment: Some(t),
+                    ..
+                },
+            ) => {
+                self.rollback_done(env, t)?;
             }
             _ => {}
         }

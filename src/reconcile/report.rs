@@ -330,6 +330,14 @@ pub(super) fn build(r: &Reconciler) -> (Index, Vec<EnvStatus>) {
             conditions: conditions(state, reason, &message),
             resources,
             notices,
+            deployments: r
+                .ledger(name)
+                .map(|mut l| {
+                    l.truncate(20);
+                    l
+                })
+                .unwrap_or_default(),
+            hold: r.hold(name).ok().flatten(),
         });
     }
     let index = Index {

@@ -163,6 +163,16 @@ pub(crate) fn internal_error(p: SimPlatform) -> Reply {
     }
 }
 
+/// A 500 whose message quotes the request, as some platforms' errors echo what was sent.
+pub(crate) fn internal_error_quoting(p: SimPlatform, body: &str) -> Reply {
+    let msg = format!("An unexpected internal error occurred while processing {body}");
+    match p {
+        SimPlatform::Railway => railway_error(500, &msg, Some("INTERNAL_SERVER_ERROR")),
+        SimPlatform::Vercel => vercel_error(500, "internal_server_error", &msg),
+        SimPlatform::Supabase => supabase_error(500, &msg),
+    }
+}
+
 /// A 429 in the platform's shape; `reset` is the epoch second the window ends, `limit` the
 /// window's size (0 when the 429 is an injected fault).
 pub(crate) fn rate_limited(p: SimPlatform, reset: i64, limit: u32) -> Reply {

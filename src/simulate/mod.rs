@@ -99,6 +99,9 @@ pub struct Faults {
     /// The `Retry-After` of a faulted 429, in seconds.
     #[serde(alias = "retry_after_secs")]
     pub retry_after_secs: u64,
+    /// Faulted 500s quote the request body in their message, as some platforms' errors do
+    /// (for redaction tests).
+    pub echo_body: bool,
 }
 
 impl Default for Faults {
@@ -107,6 +110,7 @@ impl Default for Faults {
             rate: 0.0,
             seed: 0,
             retry_after_secs: 1,
+            echo_body: false,
         }
     }
 }

@@ -151,6 +151,10 @@ impl Shared {
                     let reset = now.timestamp() + i64::try_from(retry).unwrap_or(1);
                     http::rate_limited(p, reset, 0).header("retry-after", retry.to_string())
                 }
+                Fault::Internal if self.config.faults.echo_body => {
+                    let body = req.body.as_ref().map(|b| b.to_string()).unwrap_or_default();
+                    http::internal_error_quoting(p, &body)
+                }
                 Fault::Internal => http::internal_error(p),
                 Fault::BadGateway => Reply {
                     status: 502,

@@ -127,6 +127,12 @@ pub struct EnvStatus {
     pub resources: Vec<ResourceStatus>,
     #[serde(default)]
     pub notices: Vec<Notice>,
+    /// The deployment ledger, newest first (at most 20).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deployments: Vec<crate::reconcile::DeploymentRecord>,
+    /// A commit held back (after a rollback) and what the environment is pinned to meanwhile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<crate::reconcile::Hold>,
 }
 
 /// Counts of resources by state.

@@ -34,6 +34,7 @@ pub mod trees {
     pub const META: &str = "meta";
     pub const JOURNAL: &str = "journal";
     pub const LEDGER: &str = "ledger";
+    pub const HOLDS: &str = "holds";
     pub const WRITES: &str = "writes";
     pub const DRIFT: &str = "drift";
     pub const SAMPLES: &str = "samples";

@@ -51,6 +51,9 @@ pub struct World {
     pub sim: SimHandle,
     pub rec: Reconciler,
     pub loader: Loader,
+    pub opts: Options,
+    pub providers: tether::provider::Providers,
+    pub fp: tether::secret::Fingerprinter,
 }
 
 impl World {
@@ -107,9 +110,10 @@ impl World {
         let opts = Options {
             status_dir: Some(tmp.path().join("status")),
             follow: Duration::from_millis(30),
+            redeploy_quiet: Duration::ZERO,
             ..Options::default()
         };
-        let mut rec = Reconciler::new(store, providers, fp, opts).unwrap();
+        let mut rec = Reconciler::new(store, providers.clone(), fp.clone(), opts.clone()).unwrap();
         rec.set_desired(Ok(desired));
         World {
             tmp,
@@ -117,6 +121,29 @@ impl World {
             sim,
             rec,
             loader,
+            opts,
+            providers,
+            fp,
+        }
+    }
+
+    /// Feeds the health gate from `h` (rebuilds the reconciler on the same store).
+    pub fn set_health(&mut self, h: std::sync::Arc<dyn tether::reconcile::HealthSource>) {
+        self.rec_options(|o| o.health = Some(h.clone()));
+    }
+
+    /// Changes the reconciler's options (rebuilds it on the same store and cache).
+    pub fn rec_options(&mut self, f: impl FnOnce(&mut Options)) {
+        let mut opts = self.opts.clone();
+        f(&mut opts);
+        self.opts = opts.clone();
+        let desired = self.rec.desired().cloned();
+        let store = self.rec.store().clone();
+        let providers = self.providers.clone();
+        let fp = self.fp.clone();
+        self.rec = Reconciler::new(store, providers, fp, opts).unwrap();
+        if let Some(d) = desired {
+            self.rec.set_desired(Ok((*d).clone()));
         }
     }
 

@@ -1,5 +1,8 @@
 //! Shared test support: request checks against the published schemas, and an end-to-end world.
 #![allow(dead_code)]
 
+pub mod dnsmasq;
 pub mod harness;
+pub mod postgres;
 pub mod spec_check;
+pub mod tls;

@@ -1,0 +1,221 @@
+//! Benchmark of the monitor engine: 1,000 monitors at a 10 s interval against a loopback server.
+//!
+//! `cargo bench --bench monitors -- --seconds 60 [--monitors 1000] [--interval 10]`. The server
+//! (axum, answering `{"status":"ok"}`) runs on its own thread and runtime, so its CPU time is
+//! measured apart and subtracted; peak RSS is the whole process's.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::{Json, Router, routing::get};
+use chrono::Utc;
+use hdrhistogram::Histogram;
+use serde_json::json;
+use tether::manifest::{Metadata, MonitorSpec, Resource, Source};
+use tether::monitor::{MonitorBook, MonitorRunner, TargetFn};
+use tokio::sync::{mpsc, oneshot};
+
+struct Args {
+    seconds: u64,
+    monitors: usize,
+    interval: u64,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        seconds: 60,
+        monitors: 1000,
+        interval: 10,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().and_then(|v| v.parse::<u64>().ok());
+        match flag.as_str() {
+            "--seconds" => a.seconds = value().unwrap_or(a.seconds),
+            "--monitors" => a.monitors = value().map_or(a.monitors, |v| v as usize),
+            "--interval" => a.interval = value().unwrap_or(a.interval),
+            _ => {} // `cargo bench` adds `--bench`
+        }
+    }
+    a
+}
+
+/// user + system CPU seconds from a `/proc/.../stat` file (fields 14 and 15, in 1/100 s).
+fn cpu_seconds(path: &str) -> f64 {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let after = text.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// A field of `/proc/self/status` in kB.
+fn status_kb(field: &str) -> u64 {
+    let text = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Starts the loopback server on its own thread; returns its address and a way to ask for the
+/// thread's CPU seconds.
+fn start_server() -> (
+    std::net::SocketAddr,
+    std::sync::mpsc::Sender<oneshot::Sender<f64>>,
+) {
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (cpu_tx, cpu_rx) = std::sync::mpsc::channel::<oneshot::Sender<f64>>();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("server runtime");
+        rt.block_on(async move {
+            let app = Router::new().route(
+                "/health/{i}",
+                get(|| async { Json(json!({ "status": "ok" })) }),
+            );
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            addr_tx.send(listener.local_addr().expect("addr")).ok();
+            tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+            loop {
+                match cpu_rx.try_recv() {
+                    Ok(reply) => {
+                        reply.send(cpu_seconds("/proc/thread-self/stat")).ok();
+                    }
+                    Err(std::sync::mpsc::TryRecvError::Disconnected) => return,
+                    Err(std::sync::mpsc::TryRecvError::Empty) => {}
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+    });
+    (addr_rx.recv().expect("server address"), cpu_tx)
+}
+
+fn server_cpu(tx: &std::sync::mpsc::Sender<oneshot::Sender<f64>>) -> f64 {
+    let (reply, answer) = oneshot::channel();
+    tx.send(reply).ok();
+    answer.blocking_recv().unwrap_or(0.0)
+}
+
+fn monitors(n: usize, interval: u64, addr: std::net::SocketAddr) -> Vec<Resource<MonitorSpec>> {
+    (0..n)
+        .map(|i| {
+            let spec = serde_json::from_value(json!({
+                "environment": "bench",
+                "url": format!("http://{addr}/health/{i}"),
+                "interval": format!("{interval}s"),
+                "timeout": "5s",
+                "expect": { "status": [200], "jsonPath": { "path": "$.status", "equals": "ok" } }
+            }))
+            .expect("spec");
+            Resource {
+                meta: Metadata {
+                    name: format!("m{i:04}"),
+                    labels: Default::default(),
+                    annotations: Default::default(),
+                },
+                spec,
+                source: Source {
+                    file: "bench.yaml".into(),
+                    line: 1,
+                },
+            }
+        })
+        .collect()
+}
+
+fn main() {
+    let a = args();
+    let (addr, cpu_tx) = start_server();
+    let list = monitors(a.monitors, a.interval, addr);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let wall = Instant::now();
+    let cpu0 = cpu_seconds("/proc/self/stat");
+    let server0 = server_cpu(&cpu_tx);
+
+    let (book, latencies, failures) = rt.block_on(async {
+        let (tx, mut rx) = mpsc::channel(4096);
+        let target: TargetFn = Arc::new(|u: &str| reqwest::Url::parse(u).expect("url"));
+        let mut book = MonitorBook::new(&list);
+        let mut runner = MonitorRunner::start(list.clone(), target, tx);
+        let mut lat = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
+        let mut failures = 0u64;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(a.seconds);
+        while let Ok(Some((name, r))) = tokio::time::timeout_at(deadline, rx.recv()).await {
+            lat.saturating_record(r.latency.as_micros() as u64);
+            if !r.outcome.is_ok() {
+                failures += 1;
+            }
+            book.record(&name, r);
+        }
+        runner.stop();
+        (book, lat, failures)
+    });
+    let elapsed = wall.elapsed().as_secs_f64();
+    let cpu = cpu_seconds("/proc/self/stat") - cpu0;
+    let server = server_cpu(&cpu_tx) - server0;
+    let engine = cpu - server;
+
+    let started = Instant::now();
+    let now = Utc::now();
+    let healthy = list
+        .iter()
+        .filter_map(|m| book.summary(m.name(), now))
+        .filter(|s| s.alerts.is_empty())
+        .count();
+    let summaries = started.elapsed();
+    let store = tether::store::Store::temporary();
+    let mut book = book;
+    let started = Instant::now();
+    book.persist(&store).expect("persist");
+    let persisted = started.elapsed();
+
+    let ms = |us: u64| us as f64 / 1000.0;
+    let expected = a.monitors as f64 * a.seconds as f64 / a.interval as f64;
+    println!(
+        "monitors {} at {} s for {:.1} s wall",
+        a.monitors, a.interval, elapsed
+    );
+    println!(
+        "checks {} (about {:.0} expected), failed {}",
+        latencies.len(),
+        expected,
+        failures
+    );
+    println!(
+        "check latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        ms(latencies.value_at_quantile(0.50)),
+        ms(latencies.value_at_quantile(0.99)),
+        ms(latencies.max())
+    );
+    println!(
+        "CPU: engine {:.2} % of one core ({:.2} s), loopback server {:.2} % ({:.2} s), process {:.2} %",
+        engine * 100.0 / elapsed,
+        engine,
+        server * 100.0 / elapsed,
+        server,
+        cpu * 100.0 / elapsed
+    );
+    println!(
+        "memory: peak RSS (VmHWM) {:.1} MiB, RSS now {:.1} MiB",
+        status_kb("VmHWM:") as f64 / 1024.0,
+        status_kb("VmRSS:") as f64 / 1024.0
+    );
+    println!(
+        "summaries of {} monitors: {:.1} ms ({} without alerts); first persist: {:.1} ms",
+        a.monitors,
+        summaries.as_secs_f64() * 1000.0,
+        healthy,
+        persisted.as_secs_f64() * 1000.0
+    );
+}

@@ -1,0 +1,621 @@
+//! The monitoring engine: uptime edges, percentiles against a reference, thresholds and
+//! alerts, retention, and checks against the simulator's app endpoints.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rand::{Rng, SeedableRng};
+use reqwest::Url;
+use serde_json::{Value, json};
+use tether::manifest::{Metadata, MonitorSpec, Resource, Source};
+use tether::monitor::{
+    AlertKind, CheckResult, Checker, Health, MetricType, MonitorBook, MonitorRunner, Outcome,
+    Resolution, TargetFn, run_check, simulated_target,
+};
+use tether::simulate::{
+    AppBehavior, DeployStatus, Lifecycle, RailwayDeployment, RailwayDomain, Seed,
+    SeedRailwayProject, SimConfig, SimHandle, Simulator,
+};
+use tether::store::Store;
+use tokio::sync::mpsc;
+
+const HOST: &str = "api.example.com";
+
+fn spec(extra: Value) -> MonitorSpec {
+    let mut v = json!({ "environment": "prod-backend", "url": format!("https://{HOST}/health") });
+    for (k, x) in extra.as_object().expect("object") {
+        v[k] = x.clone();
+    }
+    serde_json::from_value(v).expect("monitor spec")
+}
+
+fn resource(name: &str, spec: MonitorSpec) -> Resource<MonitorSpec> {
+    Resource {
+        meta: Metadata {
+            name: name.into(),
+            labels: Default::default(),
+            annotations: Default::default(),
+        },
+        spec,
+        source: Source {
+            file: "monitors.yaml".into(),
+            line: 1,
+        },
+    }
+}
+
+/// Tuesday 2026-03-10 10:00:00 UTC.
+fn t0() -> DateTime<Utc> {
+    "2026-03-10T10:00:00Z".parse().expect("time")
+}
+
+fn at(secs: f64) -> DateTime<Utc> {
+    t0() + chrono::Duration::milliseconds((secs * 1000.0) as i64)
+}
+
+fn result(secs: f64, outcome: Outcome, latency_ms: u64) -> CheckResult {
+    let status_code = match &outcome {
+        Outcome::Ok => Some(200),
+        Outcome::Failed(_) => Some(404),
+        Outcome::ServerError(c) => Some(*c),
+        Outcome::NoAnswer(_) => None,
+    };
+    CheckResult {
+        at: at(secs),
+        latency: Duration::from_millis(latency_ms),
+        status_code,
+        outcome,
+    }
+}
+
+fn ok(secs: f64) -> CheckResult {
+    result(secs, Outcome::Ok, 40)
+}
+
+/// A book with one monitor fed a check every second for `from..to` seconds, `bad` deciding
+/// which checks fail and how.
+fn feed(
+    book: &mut MonitorBook,
+    name: &str,
+    range: std::ops::Range<i64>,
+    bad: impl Fn(i64) -> Option<Outcome>,
+) {
+    for s in range {
+        let r = match bad(s) {
+            Some(o) => result(s as f64, o, 40),
+            None => ok(s as f64),
+        };
+        book.record(name, r);
+    }
+}
+
+fn month(book: &MonitorBook, name: &str, secs: f64) -> (u32, u32) {
+    let s = book.summary(name, at(secs)).expect("summary");
+    (s.month.counted, s.month.down)
+}
+
+#[tokio::test(start_paused = true)]
+async fn five_xx_majority_for_59_seconds_is_up_and_for_61_seconds_is_down() {
+    let mut book = MonitorBook::new(&[
+        resource("a", spec(json!({}))),
+        resource("b", spec(json!({}))),
+    ]);
+    // Minute 10:00 is healthy; 5xx from 10:01:10 for 59 s (a) and 61 s (b).
+    feed(&mut book, "a", 0..600, |s| {
+        (70..129).contains(&s).then_some(Outcome::ServerError(503))
+    });
+    feed(&mut book, "b", 0..600, |s| {
+        (70..131).contains(&s).then_some(Outcome::ServerError(503))
+    });
+    assert_eq!(month(&book, "a", 600.0), (10, 0));
+    // 10:01:10 to 10:02:11 touches minutes 10:01 and 10:02.
+    assert_eq!(month(&book, "b", 600.0), (10, 2));
+    let b = book.summary("b", at(600.0)).unwrap();
+    assert_eq!(b.monthly_uptime, Some(80.0));
+    let alert = &b.alerts[0];
+    assert_eq!(alert.kind, AlertKind::Uptime);
+    assert_eq!(
+        alert.message,
+        "monthly uptime 80 % is below the 99.5 % objective (2 of 10 minutes down)"
+    );
+    assert_eq!(b.days.len(), 90);
+    assert_eq!(b.days[89].date, t0().date_naive());
+    assert_eq!(b.days[89].uptime, Some(80.0));
+    assert_eq!(b.days[88].uptime, None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stretch_is_down_as_soon_as_it_passes_the_limit() {
+    let mut book = MonitorBook::new(&[resource("a", spec(json!({})))]);
+    feed(&mut book, "a", 0..60, |_| None);
+    feed(&mut book, "a", 60..121, |_| Some(Outcome::ServerError(500)));
+    assert_eq!(month(&book, "a", 121.0), (3, 0), "60 s of 5xx so far");
+    feed(&mut book, "a", 121..122, |_| {
+        Some(Outcome::ServerError(500))
+    });
+    assert_eq!(month(&book, "a", 122.0), (3, 2), "61 s and still going");
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_answer_for_29_seconds_is_up_and_for_31_seconds_is_down() {
+    let silent = || Outcome::NoAnswer("no answer within 1 s".into());
+    let mut book = MonitorBook::new(&[
+        resource("a", spec(json!({}))),
+        resource("b", spec(json!({}))),
+    ]);
+    feed(&mut book, "a", 0..300, |s| {
+        (100..129).contains(&s).then(silent)
+    });
+    feed(&mut book, "b", 0..300, |s| {
+        (100..131).contains(&s).then(silent)
+    });
+    assert_eq!(month(&book, "a", 300.0), (5, 0));
+    // 10:01:40 to 10:02:11.
+    assert_eq!(month(&book, "b", 300.0), (5, 2));
+    // Two silences 31 s apart with no answer between them are down too.
+    let mut c = MonitorBook::new(&[resource("c", spec(json!({})))]);
+    c.record("c", result(0.0, silent(), 1000));
+    c.record("c", result(31.0, silent(), 1000));
+    assert_eq!(month(&c, "c", 40.0), (1, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_check_that_answered_is_not_downtime() {
+    let mut book = MonitorBook::new(&[resource("a", spec(json!({})))]);
+    feed(&mut book, "a", 0..300, |s| {
+        (60..200)
+            .contains(&s)
+            .then(|| Outcome::Failed("body lacks \"ok\"".into()))
+    });
+    let s = book.summary("a", at(300.0)).unwrap();
+    assert_eq!((s.month.counted, s.month.down), (5, 0));
+    assert_eq!(s.error_rate, Some(140.0 * 100.0 / 300.0));
+    assert!(s.alerts.iter().any(|a| a.kind == AlertKind::ErrorRate));
+}
+
+#[tokio::test(start_paused = true)]
+async fn maintenance_minutes_count_neither_up_nor_down() {
+    let outage = |s: i64| (60..240).contains(&s).then_some(Outcome::ServerError(502));
+    let one_off = spec(json!({"maintenanceWindows": [
+        {"from": "2026-03-10T10:01:00Z", "to": "2026-03-10T10:04:00Z"}
+    ]}));
+    // 2026-03-10 is a Tuesday.
+    let weekly = spec(json!({"maintenanceWindows": [
+        {"weekly": {"day": "Tue", "start": "10:01", "duration": "3m"}}
+    ]}));
+    let partial = spec(json!({"maintenanceWindows": [
+        {"weekly": {"day": "Tue", "start": "10:02", "duration": "1m"}}
+    ]}));
+    let mut book = MonitorBook::new(&[
+        resource("none", spec(json!({}))),
+        resource("one-off", one_off),
+        resource("weekly", weekly),
+        resource("partial", partial),
+    ]);
+    for name in ["none", "one-off", "weekly", "partial"] {
+        feed(&mut book, name, 0..600, outage);
+    }
+    assert_eq!(month(&book, "none", 600.0), (10, 3));
+    assert_eq!(month(&book, "one-off", 600.0), (7, 0));
+    assert_eq!(month(&book, "weekly", 600.0), (7, 0));
+    assert_eq!(month(&book, "partial", 600.0), (9, 2));
+}
+
+/// The nearest-rank percentile of raw values: the smallest value with at least q of all at or
+/// below it.
+fn nearest_rank(sorted: &[u64], q: f64) -> u64 {
+    let rank = ((q * sorted.len() as f64).ceil() as usize).max(1);
+    sorted[rank - 1]
+}
+
+#[tokio::test(start_paused = true)]
+async fn percentiles_match_a_sorted_reference_within_three_digits() {
+    let mut book = MonitorBook::new(&[resource("a", spec(json!({})))]);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    // Ten slow minutes long before the window, which must not count.
+    for i in 0..600 {
+        book.record("a", result(i as f64, Outcome::Ok, 9_000));
+    }
+    let mut window_us = Vec::new();
+    for i in 0..3_000 {
+        let secs = 3_600.0 + i as f64 * 0.1;
+        // A long tail: mostly 20-80 ms, some up to 3 s.
+        let us: u64 = if rng.random_bool(0.93) {
+            rng.random_range(20_000..80_000)
+        } else {
+            rng.random_range(80_000..3_000_000)
+        };
+        let mut r = result(secs, Outcome::Ok, 0);
+        r.latency = Duration::from_micros(us);
+        book.record("a", r);
+        window_us.push(us);
+    }
+    let s = book.summary("a", at(3_600.0 + 299.9)).unwrap();
+    let w = &s.last_5_minutes;
+    assert_eq!(w.checks, 3_000);
+    window_us.sort_unstable();
+    for (q, got) in [(0.5, w.p50), (0.95, w.p95), (0.99, w.p99)] {
+        let want = nearest_rank(&window_us, q);
+        let got = got.unwrap().as_micros() as u64;
+        let err = (got as f64 - want as f64) / want as f64;
+        assert!(
+            (0.0..=0.001).contains(&err),
+            "q{q}: {got} vs {want} ({err})"
+        );
+    }
+    let mean = window_us.iter().sum::<u64>() / window_us.len() as u64;
+    assert_eq!(
+        w.mean.unwrap().as_micros() as u64,
+        mean,
+        "the mean is exact"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn thresholds_drive_status_from_healthy_to_critical_and_back() {
+    let mut book = MonitorBook::new(&[resource("a", spec(json!({})))]);
+    let phases = [
+        (200, Health::Healthy),
+        (1_200, Health::Warning),
+        (2_500, Health::Critical),
+        (300, Health::Healthy),
+    ];
+    let mut seen = Vec::new();
+    let mut alerts = Vec::new();
+    for (phase, (ms, _)) in phases.iter().enumerate() {
+        let start = phase as f64 * 600.0;
+        for i in 0..60 {
+            book.record("a", result(start + i as f64 * 10.0, Outcome::Ok, *ms));
+        }
+        let s = book.summary("a", at(start + 599.0)).unwrap();
+        let perf = s
+            .data
+            .iter()
+            .find(|d| d.metric_type == MetricType::Performance && d.timestamp == s.at)
+            .expect("5-minute p95 record");
+        let latest = s
+            .data
+            .iter()
+            .find(|d| d.metric_type == MetricType::Performance && d.timestamp != s.at)
+            .expect("latest check's record");
+        assert_eq!(latest.status, perf.status);
+        assert_eq!((perf.warning, perf.critical), (Some(1000.0), Some(2000.0)));
+        seen.push(s.status);
+        alerts.push(s.alerts.iter().map(|a| a.kind).collect::<Vec<_>>());
+        if phase == 2 {
+            assert_eq!(
+                s.alerts[0].message,
+                "p95 response time 2.5 s over the last 5 minutes is at or above the 2 s objective"
+            );
+        }
+    }
+    let want: Vec<Health> = phases.iter().map(|p| p.1).collect();
+    assert_eq!(seen, want);
+    assert_eq!(
+        alerts,
+        [
+            vec![],
+            vec![AlertKind::Mean],
+            vec![AlertKind::P95, AlertKind::Mean],
+            vec![]
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn error_rate_thresholds_over_the_last_hour() {
+    let mut book = MonitorBook::new(&[resource("a", spec(json!({})))]);
+    let status_after = |book: &MonitorBook, secs: f64| {
+        let s = book.summary("a", at(secs)).unwrap();
+        let d = s
+            .data
+            .iter()
+            .find(|d| d.metric_type == MetricType::ErrorRate)
+            .cloned();
+        (s.error_rate, d.map(|d| d.status))
+    };
+    // 200 checks over 2000 s, one failed: 0.5 %, a warning; 1 % would be critical.
+    for i in 0..200 {
+        let o = if i == 50 {
+            Outcome::ServerError(500)
+        } else {
+            Outcome::Ok
+        };
+        book.record("a", result(i as f64 * 10.0, o, 50));
+    }
+    assert_eq!(
+        status_after(&book, 1_999.0),
+        (Some(0.5), Some(Health::Warning))
+    );
+    let silent = || Outcome::NoAnswer("no answer within 1 s".into());
+    book.record("a", result(2_000.0, silent(), 1000));
+    let (rate, status) = status_after(&book, 2_000.0);
+    assert!((rate.unwrap() - 2.0 * 100.0 / 201.0).abs() < 1e-9);
+    assert_eq!(status, Some(Health::Warning), "0.995 %");
+    book.record("a", result(2_010.0, silent(), 1000));
+    let (rate, status) = status_after(&book, 2_010.0);
+    assert!((rate.unwrap() - 3.0 * 100.0 / 202.0).abs() < 1e-9);
+    assert_eq!(status, Some(Health::Critical), "1.49 %");
+    // Two hours later the failures have left the window.
+    for i in 0..60 {
+        book.record("a", result(9_200.0 + i as f64 * 60.0, Outcome::Ok, 50));
+    }
+    assert_eq!(
+        status_after(&book, 12_799.0),
+        (Some(0.0), Some(Health::Healthy))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn retention_folds_minutes_into_hours_keeping_counts_and_percentiles() {
+    let store = Store::temporary();
+    let mut book = MonitorBook::new(&[resource("a", spec(json!({})))]);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let mut lat = Vec::new();
+    // 10:00 to 12:00, a check every 10 s; 5xx from 10:30:00 to 10:32:00 (down 10:30, 10:31).
+    for i in 0..720 {
+        let secs = i as f64 * 10.0;
+        let us = rng.random_range(10_000u64..900_000);
+        let o = if (1_800.0..1_920.0).contains(&secs) {
+            Outcome::ServerError(500)
+        } else {
+            Outcome::Ok
+        };
+        let mut r = result(secs, o, 0);
+        r.latency = Duration::from_micros(us);
+        if secs < 3_600.0 {
+            lat.push(us);
+        }
+        book.record("a", r);
+    }
+    book.persist(&store).unwrap();
+    let hour = t0().timestamp() / 3600;
+    let minutes =
+        MonitorBook::history(&store, "a", Resolution::Minute, hour * 60, hour * 60 + 59).unwrap();
+    assert_eq!(minutes.len(), 60);
+    let before = book.summary("a", at(7_199.0)).unwrap();
+
+    // Eight days later the minutes are gone from the store; the hours stay, the same.
+    let later = at(7_200.0 + 8.0 * 86_400.0);
+    book.prune(later);
+    book.persist(&store).unwrap();
+    let minutes = MonitorBook::history(&store, "a", Resolution::Minute, 0, i64::MAX / 2).unwrap();
+    assert!(minutes.is_empty(), "{} minutes left", minutes.len());
+    let hours = MonitorBook::history(&store, "a", Resolution::Hour, hour, hour + 1).unwrap();
+    assert_eq!(hours.len(), 2);
+    let (h, b) = &hours[0];
+    assert_eq!(*h, hour);
+    assert_eq!((b.count, b.ok, b.server_errors), (360, 348, 12));
+    assert_eq!(b.down, 0b11 << 30);
+    assert_eq!(b.observed, (1u64 << 60) - 1);
+    lat.sort_unstable();
+    let want = nearest_rank(&lat, 0.95);
+    let got = b.latency.quantile(0.95).unwrap();
+    assert!(
+        got >= want && (got - want) as f64 <= want as f64 / 1000.0,
+        "{got} vs {want}"
+    );
+    assert_eq!(before.hours[22].p95, Some(Duration::from_micros(got)));
+    assert_eq!(b.latency_sum_us, lat.iter().sum::<u64>());
+
+    // A fresh book loads the same picture of the month.
+    let mut again = MonitorBook::new(&[resource("a", spec(json!({})))]);
+    again.load(&store, at(7_200.0)).unwrap();
+    let after = again.summary("a", at(7_199.0)).unwrap();
+    assert_eq!(after.month, before.month);
+    assert_eq!(after.days, before.days);
+    assert_eq!(after.latest, before.latest);
+    // Hour buckets go after 400 days.
+    book.prune(at(7_200.0 + 401.0 * 86_400.0));
+    book.persist(&store).unwrap();
+    let hours = MonitorBook::history(&store, "a", Resolution::Hour, 0, i64::MAX / 2).unwrap();
+    assert!(hours.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stretch_survives_a_restart() {
+    let store = Store::temporary();
+    let mut book = MonitorBook::new(&[resource("a", spec(json!({})))]);
+    feed(&mut book, "a", 0..100, |s| {
+        (60..).contains(&s).then_some(Outcome::ServerError(500))
+    });
+    book.persist(&store).unwrap();
+    let mut again = MonitorBook::new(&[resource("a", spec(json!({})))]);
+    again.load(&store, at(100.0)).unwrap();
+    feed(&mut again, "a", 100..130, |_| {
+        Some(Outcome::ServerError(500))
+    });
+    assert_eq!(month(&again, "a", 130.0), (3, 2));
+}
+
+/// A runner whose checks answer by the paused clock: 5xx from 100 s to `until` s.
+#[tokio::test(start_paused = true)]
+async fn runner_on_the_paused_clock_feeds_the_book() {
+    for (until, down) in [(159, 0), (161, 2)] {
+        let start = tokio::time::Instant::now();
+        let checker: Checker = Arc::new(move |_, _| {
+            Box::pin(async move {
+                let secs = start.elapsed().as_secs_f64();
+                let o = if (100.0..until as f64).contains(&secs.floor()) {
+                    Outcome::ServerError(500)
+                } else {
+                    Outcome::Ok
+                };
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                result(secs, o, 5)
+            })
+        });
+        let target: TargetFn = Arc::new(|u: &str| Url::parse(u).expect("url"));
+        let m = resource("a", spec(json!({"interval": "1s"})));
+        let (tx, mut rx) = mpsc::channel(64);
+        let mut book = MonitorBook::new(std::slice::from_ref(&m));
+        let runner = MonitorRunner::start_with(vec![m], target, tx, checker);
+        let deadline = start + Duration::from_secs(240);
+        while let Ok(Some((name, r))) = tokio::time::timeout_at(deadline, rx.recv()).await {
+            book.record(&name, r);
+        }
+        drop(runner);
+        let s = book.summary("a", at(240.0)).unwrap();
+        assert_eq!(s.month.down, down, "5xx until {until} s");
+        assert!(
+            s.last_5_minutes.checks >= 239,
+            "{}",
+            s.last_5_minutes.checks
+        );
+    }
+}
+
+/// A simulator serving `HOST` from a Railway custom domain with a SUCCESS deployment.
+async fn simulator() -> SimHandle {
+    let seed = Seed {
+        railway: vec![SeedRailwayProject {
+            name: "shop".into(),
+            environments: vec!["production".into()],
+            services: vec!["api".into()],
+        }],
+        ..Seed::default()
+    };
+    let h = Simulator::start("127.0.0.1:0".parse().unwrap(), SimConfig::default(), seed)
+        .await
+        .expect("simulator starts");
+    h.with_state(|s| {
+        let p = &s.railway.projects[0];
+        let (project, env, svc) = (
+            p.id.clone(),
+            p.environments[0].id.clone(),
+            p.services[0].id.clone(),
+        );
+        let now = Utc::now() - chrono::Duration::minutes(1);
+        s.railway.custom_domains.push(RailwayDomain {
+            id: "dom-1".into(),
+            domain: HOST.into(),
+            project_id: project.clone(),
+            environment_id: env.clone(),
+            service_id: svc.clone(),
+            target_port: None,
+            created_at: now,
+            verify_ms: 0,
+            cert_ms: 0,
+            cert_failed: false,
+            cert_requested_at: None,
+        });
+        s.railway.deployments.push(RailwayDeployment {
+            id: "dep-1".into(),
+            project_id: project,
+            environment_id: env,
+            service_id: svc,
+            meta: json!({ "commitHash": "cafe0001", "branch": "main" }),
+            lifecycle: Lifecycle {
+                status: DeployStatus::Success,
+                created_at: now,
+                queued_ms: 0,
+                building_ms: 0,
+                deploying_ms: 0,
+                fails: false,
+                finished_at: Some(now),
+            },
+        });
+    });
+    h.set_app(
+        HOST,
+        AppBehavior {
+            latency: Duration::from_millis(5),
+            ..AppBehavior::default()
+        },
+    );
+    h
+}
+
+#[tokio::test]
+async fn checks_against_the_simulators_app_endpoint() {
+    let h = simulator().await;
+    let client = reqwest::Client::new();
+    let base = format!("http://{}", h.addr);
+    let s = spec(json!({
+        "timeout": "300ms",
+        "expect": {"status": [200], "bodyContains": "cafe0001", "jsonPath": {"path": "$.status", "equals": "ok"}}
+    }));
+    let target = simulated_target(&s.url, &base);
+    assert_eq!(target.as_str(), format!("{base}/__app/{HOST}/health"));
+
+    let r = run_check(&client, &s, &target).await;
+    assert_eq!(r.outcome, Outcome::Ok, "{r:?}");
+    assert_eq!(r.status_code, Some(200));
+    assert!(r.latency >= Duration::from_millis(5));
+
+    let wrong = spec(json!({"expect": {"jsonPath": {"path": "commit", "equals": "beef"}}}));
+    let r = run_check(&client, &wrong, &target).await;
+    assert_eq!(
+        r.outcome,
+        Outcome::Failed("$.commit is \"cafe0001\", expected \"beef\"".into())
+    );
+
+    h.set_app(
+        HOST,
+        AppBehavior {
+            error_rate: 1.0,
+            latency: Duration::ZERO,
+            down: false,
+        },
+    );
+    let r = run_check(&client, &s, &target).await;
+    assert_eq!(r.outcome, Outcome::ServerError(500));
+
+    h.set_app(
+        HOST,
+        AppBehavior {
+            down: true,
+            ..AppBehavior::default()
+        },
+    );
+    let r = run_check(&client, &s, &target).await;
+    assert_eq!(
+        r.outcome,
+        Outcome::NoAnswer("no answer within 300 ms".into())
+    );
+    assert_eq!(r.status_code, None);
+    assert!(r.latency >= Duration::from_millis(300) && r.latency < Duration::from_secs(2));
+
+    let unknown = simulated_target("https://nowhere.example/health", &base);
+    let r = run_check(&client, &s, &unknown).await;
+    assert_eq!(
+        r.outcome,
+        Outcome::Failed("expected status 200, got 404".into())
+    );
+
+    let refused = Url::parse("http://127.0.0.1:9/health").unwrap();
+    let r = run_check(&client, &s, &refused).await;
+    assert!(
+        matches!(&r.outcome, Outcome::NoAnswer(why) if why.starts_with("cannot connect")),
+        "{r:?}"
+    );
+    h.shutdown();
+}
+
+#[tokio::test]
+async fn the_runner_checks_the_simulator_over_http() {
+    let h = simulator().await;
+    let base = format!("http://{}", h.addr);
+    let target: TargetFn = Arc::new(move |u: &str| simulated_target(u, &base));
+    let m = resource(
+        "prod-backend",
+        spec(json!({"interval": "100ms", "timeout": "1s"})),
+    );
+    let (tx, mut rx) = mpsc::channel(64);
+    let mut book = MonitorBook::new(std::slice::from_ref(&m));
+    let mut runner = MonitorRunner::start(vec![m], target, tx);
+    for _ in 0..5 {
+        let (name, r) = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("a result in time")
+            .expect("channel open");
+        assert_eq!(r.outcome, Outcome::Ok, "{r:?}");
+        book.record(&name, r);
+    }
+    runner.stop();
+    let s = book.summary("prod-backend", Utc::now()).unwrap();
+    assert_eq!(s.last_5_minutes.checks, 5);
+    assert_eq!(s.status, Health::Healthy);
+    h.shutdown();
+}
