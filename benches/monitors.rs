@@ -12,13 +12,15 @@ use chrono::Utc;
 use hdrhistogram::Histogram;
 use serde_json::json;
 use tether::manifest::{Metadata, MonitorSpec, Resource, Source};
-use tether::monitor::{MonitorBook, MonitorRunner, TargetFn};
+use tether::monitor::{CheckResult, MonitorBook, MonitorRunner, Outcome, TargetFn};
 use tokio::sync::{mpsc, oneshot};
 
 struct Args {
     seconds: u64,
     monitors: usize,
     interval: u64,
+    /// Also fill a book with a synthetic day of results, to measure its memory.
+    day: bool,
 }
 
 fn args() -> Args {
@@ -26,6 +28,7 @@ fn args() -> Args {
         seconds: 60,
         monitors: 1000,
         interval: 10,
+        day: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -34,6 +37,7 @@ fn args() -> Args {
             "--seconds" => a.seconds = value().unwrap_or(a.seconds),
             "--monitors" => a.monitors = value().map_or(a.monitors, |v| v as usize),
             "--interval" => a.interval = value().unwrap_or(a.interval),
+            "--no-day" => a.day = false,
             _ => {} // `cargo bench` adds `--bench`
         }
     }
@@ -217,5 +221,58 @@ fn main() {
         summaries.as_secs_f64() * 1000.0,
         healthy,
         persisted.as_secs_f64() * 1000.0
+    );
+    drop(book);
+    if a.day {
+        fill_a_day(&a, &list);
+    }
+}
+
+/// Records 24 h of results for every monitor (as the daemon would after a day) and reports the
+/// memory the book holds and what a summary of every monitor costs then.
+fn fill_a_day(a: &Args, list: &[Resource<MonitorSpec>]) {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let rss0 = status_kb("VmRSS:");
+    let started = Instant::now();
+    let mut book = MonitorBook::new(list);
+    let end = Utc::now();
+    let begin = end - chrono::Duration::hours(24);
+    let per_monitor = 86_400 / a.interval as i64;
+    for k in 0..per_monitor {
+        for m in list {
+            let at = begin + chrono::Duration::milliseconds(k * a.interval as i64 * 1000);
+            let failed = rng.random_bool(0.001);
+            book.record(
+                m.name(),
+                CheckResult {
+                    at,
+                    latency: Duration::from_micros(rng.random_range(20_000..80_000)),
+                    status_code: Some(if failed { 503 } else { 200 }),
+                    outcome: if failed {
+                        Outcome::ServerError(503)
+                    } else {
+                        Outcome::Ok
+                    },
+                },
+            );
+        }
+    }
+    book.prune(end);
+    let filled = started.elapsed();
+    let rss1 = status_kb("VmRSS:");
+    let started = Instant::now();
+    let n = list
+        .iter()
+        .filter_map(|m| book.summary(m.name(), end))
+        .count();
+    println!(
+        "a day in the book: {} results recorded in {:.1} s; RSS grew {:.1} MiB ({:.0} KiB a monitor); summaries of {} monitors: {:.1} ms",
+        per_monitor * list.len() as i64,
+        filled.as_secs_f64(),
+        rss1.saturating_sub(rss0) as f64 / 1024.0,
+        rss1.saturating_sub(rss0) as f64 / list.len() as f64,
+        n,
+        started.elapsed().as_secs_f64() * 1000.0
     );
 }

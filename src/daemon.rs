@@ -56,6 +56,8 @@ pub struct DaemonConfig {
     pub once: bool,
     /// `--once` gives up after this long.
     pub once_timeout: Duration,
+    /// How often the backup task checks schedules.
+    pub backup_check: Duration,
     pub debounce: Duration,
 }
 
@@ -135,8 +137,17 @@ pub async fn run(
         Err(_) => DesiredState::default(),
     };
     let (providers, _simulator) = platforms.connect(&desired).await?;
-    let mut rec = Reconciler::new(store.clone(), providers, fp, cfg.opts.clone())?;
+    let mut rec = Reconciler::new(store.clone(), providers.clone(), fp, cfg.opts.clone())?;
     rec.set_desired(first);
+    let (desired_tx, desired_rx) = tokio::sync::watch::channel(rec.desired().cloned());
+    let _backups = cfg.opts.backups.then(|| {
+        spawn_backups(
+            store.clone(),
+            providers.clone(),
+            desired_rx,
+            cfg.backup_check,
+        )
+    });
     let (mut watch, mut changes) = if cfg.once {
         (None, tokio::sync::mpsc::unbounded_channel().1)
     } else {
@@ -224,6 +235,7 @@ pub async fn run(
                         Err(e) => tracing::warn!(errors = e.len(), "manifests changed and are invalid"),
                     }
                     rec.set_desired(loaded);
+                    let _ = desired_tx.send(rec.desired().cloned());
                     due_all_now(&rec, &mut schedule, false);
                 }
             }
@@ -234,6 +246,72 @@ pub async fn run(
             }
         }
     }
+}
+
+/// The backup task: the one writer of the backups tree. Every `every` (and when the manifests
+/// change) it records Supabase's own backups and takes, verifies and prunes tether's.
+fn spawn_backups(
+    store: Store,
+    providers: Providers,
+    mut rx: tokio::sync::watch::Receiver<Option<std::sync::Arc<DesiredState>>>,
+    every: Duration,
+) -> tokio::task::JoinHandle<()> {
+    use crate::backup::{BackupEvent, BackupRunner, PgDump, platform::PlatformTarget};
+    tokio::spawn(async move {
+        let mut runner = BackupRunner::new(store, std::sync::Arc::new(PgDump::new()));
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                changed = rx.changed() => if changed.is_err() { return },
+            }
+            let Some(desired) = rx.borrow().clone() else {
+                continue;
+            };
+            for p in desired.backup_policies.values() {
+                let Some(env) = desired.environments.get(&p.spec.environment) else {
+                    continue;
+                };
+                let (Some(provider), Some(sb)) =
+                    (providers.get(env.spec.platform), env.spec.supabase.as_ref())
+                else {
+                    continue;
+                };
+                match provider.backups(env).await {
+                    Ok(Some(b)) => {
+                        let target = PlatformTarget {
+                            policy: p.name(),
+                            environment: env.name(),
+                            database: &p.spec.database,
+                            project_ref: &sb.project_ref,
+                        };
+                        if let Err(e) = runner.record_platform(&target, &b) {
+                            tracing::warn!(policy = p.name(), error = %e, "cannot record Supabase's backups");
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(policy = p.name(), error = %e, "cannot list Supabase's backups")
+                    }
+                }
+            }
+            for event in runner.tick(&desired, chrono::Utc::now()).await {
+                match &event {
+                    BackupEvent::Completed { record } => {
+                        tracing::info!(policy = %record.policy, id = %record.id, size = record.size_bytes, "backup taken and verified")
+                    }
+                    BackupEvent::Failed { record } => {
+                        tracing::warn!(policy = %record.policy, error = record.error.as_deref().unwrap_or(""), "backup failed")
+                    }
+                    BackupEvent::Alert { policy, message } => {
+                        tracing::warn!(policy = %policy, "{message}")
+                    }
+                    other => tracing::info!(event = ?other, "backups"),
+                }
+            }
+        }
+    })
 }
 
 /// `--once` ends when everything is Ready, when nothing can progress without a person, or at

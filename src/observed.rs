@@ -16,6 +16,8 @@ pub enum ObjectKind {
     Deployment,
     Domain,
     Certificate,
+    /// A backup policy's archives (status only; never planned).
+    Backup,
 }
 
 impl ObjectKind {
@@ -25,6 +27,7 @@ impl ObjectKind {
             ObjectKind::Deployment => "deployment",
             ObjectKind::Domain => "domain",
             ObjectKind::Certificate => "certificate",
+            ObjectKind::Backup => "backup",
         }
     }
 }
@@ -185,7 +188,7 @@ pub struct PlatformCert {
 }
 
 /// A custom domain as attached on the platform.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ObservedDomain {
     pub id: String,
@@ -197,6 +200,12 @@ pub struct ObservedDomain {
     pub required_records: Vec<RequiredRecord>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate: Option<PlatformCert>,
+    /// Whether every record the platform asks for is in DNS (None: not checked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_propagated: Option<bool>,
+    /// tether may ask the platform to issue (or retry) the certificate now: its backoff is over.
+    #[serde(skip)]
+    pub issue_due: bool,
 }
 
 /// Whether observation of an environment succeeded in full.

@@ -83,6 +83,9 @@ const ONCE: &[&str] = &[
     "--status-dir",
     "status",
     "--once",
+    "--no-dns",
+    "--no-tls-probe",
+    "--no-backups",
     "--timeout",
     "60s",
     "--follow",
@@ -299,6 +302,9 @@ async fn a_missing_token_and_a_corrupt_store_are_clear_errors() {
             "state",
             "--simulate",
             "--once",
+            "--no-dns",
+            "--no-tls-probe",
+            "--no-backups",
         ],
         None,
     ))
@@ -310,4 +316,99 @@ async fn a_missing_token_and_a_corrupt_store_are_clear_errors() {
         "{err}"
     );
     assert!(!err.contains("panicked"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_vocilia_backup_policy_backs_up_a_real_database_on_schedule() {
+    let pg = support::postgres::Postgres::start();
+    pg.create_db("vocilia");
+    pg.psql("vocilia", "CREATE TABLE customers (id int primary key, name text); INSERT INTO customers SELECT g, 'c' || g FROM generate_series(1, 500) g;");
+    let tmp = tempfile::tempdir().unwrap();
+    let m = tmp.path().join("m");
+    copy_dir(&root().join("examples/vocilia"), &m);
+    // Point the policy at the local database (encrypted like the real one) and fire every minute.
+    let file = m.join("database/backup.yaml");
+    let ring = tether::secret::Keyring::load(&identity()).unwrap();
+    let ct = tether::secret::encrypt(
+        &pg.url("vocilia"),
+        &tether::secret::parse_recipients(&ring.recipients()).unwrap(),
+    )
+    .unwrap();
+    let text = tether::manifest::edit::replace_secret(
+        &std::fs::read_to_string(&file).unwrap(),
+        0,
+        "spec.databaseUrl.secret",
+        &ct,
+    )
+    .unwrap();
+    let text = text
+        .replace("database: postgres", "database: vocilia")
+        .replace("schedule: \"0 3 * * *\"", "schedule: \"* * * * *\"")
+        .replace(
+            "path: backups/vocilia-prod",
+            &format!("path: {}", tmp.path().join("archives").display()),
+        );
+    std::fs::write(&file, text).unwrap();
+    let sim = simulator(&m).await;
+    let mut args: Vec<&str> = ONCE
+        .iter()
+        .copied()
+        .filter(|a| *a != "--no-backups")
+        .collect();
+    args.extend(["--backup-check", "1s"]);
+    let out = output(tether(tmp.path(), Some(&sim), &args, None)).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text_of(&out.stderr));
+    let out = output(tether(
+        tmp.path(),
+        None,
+        &["backups", "--state-dir", "state", "--output", "json"],
+        None,
+    ))
+    .await;
+    assert!(out.status.success(), "{}", text_of(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let list = v
+        .as_array()
+        .or_else(|| v["backups"].as_array())
+        .expect("a list of records")
+        .clone();
+    let ours: Vec<&serde_json::Value> = list.iter().filter(|r| r["source"] == "tether").collect();
+    assert_eq!(ours.len(), 1, "{v:#}");
+    let r = ours[0];
+    assert_eq!(
+        (r["status"].as_str(), r["database"].as_str()),
+        (Some("completed"), Some("vocilia"))
+    );
+    assert!(
+        r["sizeBytes"].as_u64().unwrap() > 1000,
+        "the archive holds the table: {r:#}"
+    );
+    assert!(
+        r["checksum"].as_str().is_some_and(|c| c.len() == 64) && r["verifiedAt"].is_string(),
+        "{r:#}"
+    );
+    assert!(
+        list.iter().any(|r| r["source"] == "supabase"),
+        "Supabase's own backups are recorded too"
+    );
+    let location = r["location"].as_str().unwrap();
+    assert!(
+        std::path::Path::new(location).exists()
+            || location.starts_with(tmp.path().join("archives").to_str().unwrap()),
+        "{location}"
+    );
+    let (_, envs) = tether::status::read_all(&tmp.path().join("status")).unwrap();
+    let backup = envs
+        .iter()
+        .find(|e| e.environment == "prod-database")
+        .unwrap()
+        .resources
+        .iter()
+        .find(|r| r.kind == "backup")
+        .unwrap();
+    assert_eq!(backup.state, tether::status::State::Ready);
+}
+
+fn text_of(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
 }

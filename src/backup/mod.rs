@@ -37,7 +37,7 @@ use serde::{Deserialize, Serialize};
 pub use dburl::DbUrl;
 pub use dump::{Dumper, PgDump};
 pub use memory::MemoryDumper;
-pub use records::records_in;
+pub use records::{policy_status, records_in};
 pub use runner::{BackupEvent, BackupRunner, EnvFn, Phase, Progress, ProgressFn};
 pub use storage::Storage;
 

@@ -64,6 +64,26 @@ pub struct RunArgs {
     /// Supabase rate limits.
     #[arg(long, value_name = "RATES", default_value = "120/min")]
     pub supabase_rate: String,
+    /// Check the DNS records platforms ask for against this resolver (HOST:PORT); the system
+    /// resolver by default, none with --simulate unless given.
+    #[arg(long, value_name = "ADDR")]
+    pub dns_server: Option<std::net::SocketAddr>,
+    /// Do not check DNS (the platform's word alone counts).
+    #[arg(long, conflicts_with = "dns_server")]
+    pub no_dns: bool,
+    /// Probe each verified domain's served certificate over TLS on this port (default 443; off
+    /// with --simulate unless given).
+    #[arg(long, value_name = "PORT")]
+    pub tls_probe_port: Option<u16>,
+    /// Do not take logical backups (they are never taken with --simulate: it has no database).
+    #[arg(long)]
+    pub no_backups: bool,
+    /// How often backup schedules are checked (and Supabase's own backups listed).
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub backup_check: HumanDuration,
+    /// Do not probe certificates.
+    #[arg(long, conflicts_with = "tls_probe_port")]
+    pub no_tls_probe: bool,
     /// After variable writes, wait this long with no further writes before the one redeploy.
     #[arg(long, value_name = "DURATION", default_value = "2s")]
     pub redeploy_quiet: HumanDuration,
@@ -91,6 +111,33 @@ fn rates(args: &RunArgs) -> Result<BTreeMap<Platform, Vec<Rate>>, CliError> {
     ]))
 }
 
+/// DNS checks and TLS probes as asked: on by default against real platforms, off against the
+/// simulator (whose domains exist nowhere) unless a resolver or port is given.
+fn domain_checks(args: &RunArgs) -> Result<crate::reconcile::DomainChecks, CliError> {
+    use std::sync::Arc;
+    let dns = match (args.no_dns, args.dns_server, args.simulate) {
+        (true, _, _) | (false, None, true) => None,
+        (false, Some(addr), _) => Some(Arc::new(
+            crate::dns::DnsChecker::with_server(addr)
+                .map_err(|e| CliError::Usage(e.to_string()))?,
+        )),
+        (false, None, false) => Some(Arc::new(
+            crate::dns::DnsChecker::system().map_err(|e| CliError::Usage(e.to_string()))?,
+        )),
+    };
+    let probe_port = match (args.no_tls_probe, args.tls_probe_port, args.simulate) {
+        (true, _, _) | (false, None, true) => None,
+        (false, Some(p), _) => Some(p),
+        (false, None, false) => Some(443),
+    };
+    Ok(crate::reconcile::DomainChecks {
+        dns,
+        probe_port,
+        probe_roots: vec![],
+        probe_timeout: std::time::Duration::from_secs(10),
+    })
+}
+
 pub fn run(global: &Global, args: RunArgs) -> Result<ExitCode, CliError> {
     crate::status::check_location(&args.status_dir, &args.manifests)
         .map_err(|e| CliError::Usage(e.to_string()))?;
@@ -108,11 +155,14 @@ pub fn run(global: &Global, args: RunArgs) -> Result<ExitCode, CliError> {
             status_dir: Some(args.status_dir.clone()),
             redeploy_quiet: args.redeploy_quiet.0,
             health: None,
+            domains: domain_checks(&args)?,
+            backups: !args.no_backups && !args.simulate,
         },
         keyring,
         key_source: super::key_source(global),
         once: args.once,
         once_timeout: args.timeout.0,
+        backup_check: args.backup_check.0,
         debounce: args.debounce.0,
     };
     let platforms = if args.simulate {

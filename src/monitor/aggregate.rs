@@ -5,7 +5,8 @@
 //! counters (139 KB), too much to keep one per minute per monitor. A [`Latency`] is the same
 //! histogram stored sparsely: the (lowest equivalent value, count) of each non-empty bucket. It
 //! is built from, and turned back into, a real histogram losslessly, so merging two of them is
-//! exactly `Histogram::add`, and quantiles come from `Histogram::value_at_quantile`.
+//! exactly `Histogram::add`; quantiles are read as `Histogram::value_at_quantile` reads them
+//! (a test holds them equal), and storage uses hdrhistogram's V2 serialization.
 
 use std::cell::RefCell;
 use std::sync::LazyLock;
@@ -56,13 +57,33 @@ impl Latency {
 
     /// Adds another histogram's counts (the sparse form of `Histogram::add`).
     pub fn merge(&mut self, other: &Latency) {
+        if other.0.is_empty() {
+            return;
+        }
         if self.0.is_empty() {
             self.0.clone_from(&other.0);
             return;
         }
-        for &(v, n) in &other.0 {
-            self.record_n(u64::from(v), n);
+        let (a, b) = (std::mem::take(&mut self.0), &other.0);
+        let mut out = Vec::with_capacity(a.len() + b.len());
+        let (mut i, mut j) = (0, 0);
+        while i < a.len() && j < b.len() {
+            let (x, y) = (a[i], b[j]);
+            if x.0 == y.0 {
+                out.push((x.0, x.1.saturating_add(y.1)));
+                i += 1;
+                j += 1;
+            } else if x.0 < y.0 {
+                out.push(x);
+                i += 1;
+            } else {
+                out.push(y);
+                j += 1;
+            }
         }
+        out.extend_from_slice(&a[i..]);
+        out.extend_from_slice(&b[j..]);
+        self.0 = out;
     }
 
     pub fn count(&self) -> u64 {
@@ -91,9 +112,30 @@ impl Latency {
         })
     }
 
-    /// The value at a quantile (nearest rank, top of its bucket), in µs; `None` when empty.
+    /// The value at a quantile in µs, as `Histogram::value_at_quantile` gives it (nearest rank,
+    /// reported as the top of its bucket; the bottom for quantile 0), read from the sparse
+    /// counts without building the dense histogram; `None` when empty.
     pub fn quantile(&self, q: f64) -> Option<u64> {
-        (!self.is_empty()).then(|| self.with_histogram(|h| h.value_at_quantile(q)))
+        let total = self.count();
+        if total == 0 {
+            return None;
+        }
+        let q = q.min(1.0);
+        let rank = ((q * total as f64).ceil() as u64).max(1);
+        let mut seen = 0u64;
+        let &(v, _) = self
+            .0
+            .iter()
+            .find(|&&(_, n)| {
+                seen += u64::from(n);
+                seen >= rank
+            })
+            .or(self.0.last())?;
+        Some(if q == 0.0 {
+            u64::from(v)
+        } else {
+            SHAPE.highest_equivalent(u64::from(v))
+        })
     }
 
     pub fn from_histogram(h: &Histogram<u64>) -> Latency {
@@ -262,17 +304,8 @@ impl WindowStats {
         }
         let answered = all.latency.count();
         let us = Duration::from_micros;
-        let (p50, p95, p99) = if answered == 0 {
-            (None, None, None)
-        } else {
-            all.latency.with_histogram(|h| {
-                (
-                    Some(us(h.value_at_quantile(0.50))),
-                    Some(us(h.value_at_quantile(0.95))),
-                    Some(us(h.value_at_quantile(0.99))),
-                )
-            })
-        };
+        let at = |q: f64| all.latency.quantile(q).map(us);
+        let (p50, p95, p99) = (at(0.50), at(0.95), at(0.99));
         WindowStats {
             checks: all.count.into(),
             ok: all.ok.into(),
@@ -320,16 +353,34 @@ mod tests {
             sparse.record(v);
             dense.record(v).unwrap();
         }
-        for q in [0.0, 0.5, 0.95, 0.99, 1.0] {
-            assert_eq!(sparse.quantile(q), Some(dense.value_at_quantile(q)));
+        for q in [0.0, 0.001, 0.25, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0] {
+            assert_eq!(
+                sparse.quantile(q),
+                Some(dense.value_at_quantile(q)),
+                "q {q}"
+            );
         }
+        let mut few = Latency::default();
+        let mut few_dense = new_histogram();
+        for v in [40_000, 41_000, 41_010, 2_500_000] {
+            few.record(v);
+            few_dense.record(v).unwrap();
+        }
+        for q in [0.0, 0.25, 0.5, 0.75, 0.95, 1.0] {
+            assert_eq!(
+                few.quantile(q),
+                Some(few_dense.value_at_quantile(q)),
+                "q {q}"
+            );
+        }
+        assert_eq!(Latency::default().quantile(0.5), None);
         assert_eq!(Latency::from_histogram(&dense), sparse);
         let decoded = Latency::decode(&sparse.encode()).unwrap();
         assert_eq!(decoded, sparse);
         let (a, b) = (sparse.clone(), Latency::from_histogram(&dense));
         let mut merged = a.clone();
         merged.merge(&b);
-        dense.add(&dense.clone()).unwrap();
+        dense.add(dense.clone()).unwrap();
         assert_eq!(merged, Latency::from_histogram(&dense));
         assert!(Latency::decode("not base64!").is_err());
     }

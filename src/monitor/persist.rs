@@ -76,8 +76,8 @@ fn delete_range(
 pub(super) struct StoredState {
     rules: UptimeRules,
     /// The oldest minute and hour keys that may exist.
-    minute_floor: Option<i64>,
-    hour_floor: Option<i64>,
+    pub(super) minute_floor: Option<i64>,
+    pub(super) hour_floor: Option<i64>,
 }
 
 impl MonitorBook {

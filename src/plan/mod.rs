@@ -93,15 +93,20 @@ fn notice(env: &str, severity: Severity, reason: &str, message: &str) -> Notice 
     }
 }
 
-fn order(c: &Change) -> (u8, &str, Action, &str) {
-    let phase = match (c.key.kind, c.platform) {
+/// The phase a change is applied in: the database and its secrets, then app variables, then
+/// deployments, then domains, then certificates.
+pub fn phase(c: &Change) -> u8 {
+    match (c.key.kind, c.platform) {
         (ObjectKind::Variable, Platform::Supabase) => 0,
         (ObjectKind::Variable, _) => 1,
         (ObjectKind::Deployment, _) => 2,
         (ObjectKind::Domain, _) => 3,
-        (ObjectKind::Certificate, _) => 4,
-    };
-    (phase, &c.key.environment, c.action, &c.key.name)
+        (ObjectKind::Certificate | ObjectKind::Backup, _) => 4,
+    }
+}
+
+fn order(c: &Change) -> (u8, &str, Action, &str) {
+    (phase(c), &c.key.environment, c.action, &c.key.name)
 }
 
 fn variables(
@@ -364,11 +369,27 @@ fn domains(
     let wanted: Vec<_> = desired.domains_of(name).collect();
     for d in &wanted {
         let current = obs.domains.get(&d.spec.name);
+        // Ask the platform to verify (or, on Supabase, to move the hostname on) only once DNS
+        // is in place: tether confirms propagation before it asks for a certificate.
+        let dns_ok = current.is_some_and(|c| c.dns_propagated != Some(false));
+        let cert_active = current
+            .and_then(|c| c.certificate.as_ref())
+            .is_some_and(|c| {
+                matches!(
+                    c.status.to_ascii_lowercase().as_str(),
+                    "active" | "valid" | "issued"
+                )
+            });
+        let nudge = match (current, platform) {
+            (Some(c), Platform::Vercel) => !c.verified && dns_ok,
+            (Some(_), Platform::Supabase) => !cert_active && dns_ok,
+            _ => false,
+        };
         out.push(Change {
-            action: if current.is_some() {
-                Action::Noop
-            } else {
-                Action::Create
+            action: match (current, nudge) {
+                (None, _) => Action::Create,
+                (Some(_), true) => Action::Update,
+                (Some(_), false) => Action::Noop,
             },
             key: ObjectKey::new(name, ObjectKind::Domain, &d.spec.name),
             platform,
@@ -378,6 +399,34 @@ fn domains(
                 id: current.map(|c| c.id.clone()),
             },
         });
+        // Certificates: retry issuance where the platform allows it, once DNS is in place and
+        // the backoff (hours, doubling) is over.
+        if let (Some(c), Some(_)) = (current, desired.certificate_for(&d.spec.name)) {
+            let pc = c.certificate.as_ref();
+            let failed_retryable =
+                pc.is_some_and(|p| p.retryable && p.status.to_ascii_uppercase().contains("FAILED"));
+            let vercel_missing =
+                platform == Platform::Vercel && pc.is_some_and(|p| p.status == "pending");
+            let retry = c.verified
+                && dns_ok
+                && c.issue_due
+                && (failed_retryable && platform == Platform::Railway || vercel_missing);
+            if retry {
+                out.push(Change {
+                    action: Action::Update,
+                    key: ObjectKey::new(name, ObjectKind::Certificate, &d.spec.name),
+                    platform,
+                    detail: Detail::Certificate {
+                        hostname: d.spec.name.clone(),
+                        reason: if vercel_missing {
+                            "issue the certificate".into()
+                        } else {
+                            "retry issuance".into()
+                        },
+                    },
+                });
+            }
+        }
     }
     for (host, od) in &obs.domains {
         let k = ObjectKey::new(name, ObjectKind::Domain, host);

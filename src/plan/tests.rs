@@ -140,6 +140,7 @@ fn converged() -> ObservedState {
                 verified: true,
                 required_records: vec![],
                 certificate: None,
+                ..Default::default()
             },
         )]),
         ..Default::default()

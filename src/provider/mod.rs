@@ -68,6 +68,14 @@ pub trait Provider: Send + Sync {
         ctx: ObserveCtx<'a>,
     ) -> BoxFuture<'a, Result<ObservedEnv, ProviderError>>;
 
+    /// The platform's own database backups of an environment (Supabase); None elsewhere.
+    fn backups<'a>(
+        &'a self,
+        _env: &'a Resource<EnvironmentSpec>,
+    ) -> BoxFuture<'a, Result<Option<supabase::Backups>, ProviderError>> {
+        Box::pin(async { Ok(None) })
+    }
+
     /// Applies one environment's changes in order, batching where the API allows. Returns one
     /// result per change, in the same order.
     fn apply<'a>(

@@ -741,5 +741,6 @@ fn domain(d: &Value) -> ObservedDomain {
             error: st["certificateErrorMessage"].as_str().map(String::from),
             retryable: st["certificateRetryable"].as_bool().unwrap_or(false),
         }),
+        ..Default::default()
     }
 }

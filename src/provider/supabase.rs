@@ -414,12 +414,24 @@ fn hostname_domain(r: &str, h: &Value) -> ObservedDomain {
             retryable: true,
             ..Default::default()
         }),
+        ..Default::default()
     }
 }
 
 impl Provider for Supabase {
     fn platform(&self) -> Platform {
         P
+    }
+    fn backups<'a>(
+        &'a self,
+        env: &'a Resource<EnvironmentSpec>,
+    ) -> BoxFuture<'a, Result<Option<Backups>, ProviderError>> {
+        Box::pin(async move {
+            match env.spec.supabase.as_ref() {
+                Some(t) => self.backups(&t.project_ref).await.map(Some),
+                None => Ok(None),
+            }
+        })
     }
     fn stats(&self) -> Arc<ApiStats> {
         self.http.stats.clone()

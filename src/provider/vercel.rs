@@ -512,9 +512,12 @@ impl Vercel {
         let all = self.domains(&pid).await?;
         let mine: Vec<&Value> = all
             .iter()
-            .filter(|d| {
-                d["gitBranch"].as_str() == t.git_branch.as_deref()
-                    || (production && d["gitBranch"].is_null())
+            // Production owns the domains without a branch; a preview target with a branch owns
+            // that branch's; the development target has none.
+            .filter(|d| match (t.target, t.git_branch.as_deref()) {
+                (VercelEnvTarget::Production, _) => d["gitBranch"].is_null(),
+                (VercelEnvTarget::Preview, Some(b)) => d["gitBranch"].as_str() == Some(b),
+                _ => false,
             })
             .collect();
         let certs = if mine.is_empty() {
@@ -580,6 +583,7 @@ impl Vercel {
                     verified,
                     required_records,
                     certificate,
+                    ..Default::default()
                 },
             );
         }

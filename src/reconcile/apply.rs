@@ -6,20 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::{ReconcileError, Reconciler, journal};
-use crate::manifest::{DesiredState, Platform};
+use crate::manifest::DesiredState;
 use crate::observed::ObjectKind;
-use crate::plan::{Action, Change, Plan};
+use crate::plan::{Action, Change, Plan, phase};
 use crate::provider::{Applied, ProviderError};
-
-fn phase(c: &Change) -> u8 {
-    match (c.key.kind, c.platform) {
-        (ObjectKind::Variable, Platform::Supabase) => 0,
-        (ObjectKind::Variable, _) => 1,
-        (ObjectKind::Deployment, _) => 2,
-        (ObjectKind::Domain, _) => 3,
-        (ObjectKind::Certificate, _) => 4,
-    }
-}
 
 impl Reconciler {
     /// Applies the plan's writes; returns how many changes were attempted.

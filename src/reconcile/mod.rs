@@ -3,6 +3,7 @@
 //! produce status. Level-triggered: a pass never asks why it was started.
 
 mod apply;
+mod domains;
 pub mod journal;
 pub mod ledger;
 mod record;
@@ -23,6 +24,7 @@ use crate::secret::Fingerprinter;
 use crate::status::{self, Drift, EnvStatus, Index, ManifestsStatus, StatusError};
 use crate::store::{Store, StoreError, trees};
 
+pub use domains::DomainChecks;
 pub use ledger::{DeploymentRecord, GateReading, HealthSource, Hold};
 pub use report::PassReport;
 
@@ -50,6 +52,11 @@ pub struct Options {
     pub redeploy_quiet: Duration,
     /// Monitor results for the health gate (none: a successful deploy is healthy at once).
     pub health: Option<Arc<dyn HealthSource>>,
+    /// DNS checks and TLS probes of domains.
+    pub domains: DomainChecks,
+    /// Take logical backups (and show their status); off against the simulator, which has no
+    /// database to dump.
+    pub backups: bool,
 }
 
 impl std::fmt::Debug for dyn HealthSource {
@@ -68,6 +75,11 @@ impl Default for Options {
             status_dir: None,
             redeploy_quiet: Duration::from_secs(2),
             health: None,
+            domains: DomainChecks {
+                probe_timeout: Duration::from_secs(10),
+                ..Default::default()
+            },
+            backups: false,
         }
     }
 }
@@ -101,6 +113,10 @@ pub struct Reconciler {
     rollback_requests: BTreeMap<String, (String, String)>,
     /// Notices from the health gate for this pass.
     gate_notices: Vec<crate::plan::Notice>,
+    /// The last DNS check of each hostname.
+    dns_reports: BTreeMap<String, crate::dns::DnsReport>,
+    /// The last TLS probe of each hostname.
+    probes: BTreeMap<String, Result<crate::certs::Probe, crate::certs::ProbeError>>,
 }
 
 impl Reconciler {
@@ -144,6 +160,8 @@ impl Reconciler {
             backoffs: BTreeMap::new(),
             rollback_requests: BTreeMap::new(),
             gate_notices: Vec::new(),
+            dns_reports: BTreeMap::new(),
+            probes: BTreeMap::new(),
         })
     }
 
@@ -312,8 +330,10 @@ impl Reconciler {
         let to_observe = self.needs_observe(due)?;
         let observed_before: u64 = self.api_calls();
         self.observe(&desired, &to_observe).await?;
+        self.check_domains(&desired, &to_observe).await?;
         let now = Utc::now();
         self.before_plan(&desired, now)?;
+        self.mark_issue_due(&desired, now)?;
         let opts = PlanOptions {
             allow_deletes: self.manifests.valid,
             max_delete_share: self.opts.max_delete_share,

@@ -126,6 +126,7 @@ impl Reconciler {
                         verified: false,
                         required_records: vec![],
                         certificate: None,
+                        ..Default::default()
                     },
                 );
                 self.add_inventory(&c.key)?;
@@ -173,6 +174,9 @@ impl Reconciler {
                 },
             ) => {
                 self.rollback_done(env, t)?;
+            }
+            (Action::Update, Detail::Certificate { hostname, .. }) => {
+                self.issuance_requested(hostname, now)?;
             }
             _ => {}
         }

@@ -8,7 +8,6 @@ use chrono::Utc;
 use serde_json::json;
 
 use super::Reconciler;
-use super::record::cert_ok;
 use crate::observed::*;
 use crate::plan::Severity;
 use crate::status::*;
@@ -193,76 +192,101 @@ pub(super) fn build(r: &Reconciler) -> (Index, Vec<EnvStatus>) {
             let host = &d.spec.name;
             let okey = ObjectKey::new(name, ObjectKind::Domain, host);
             let od = obs.domains.get(host);
-            let res = match od {
-                None => Res {
-                    state: State::Reconciling,
-                    reason: "Pending".into(),
-                    message: "not yet attached".into(),
-                },
-                Some(o) if !o.verified => {
-                    let recs: Vec<String> = o
-                        .required_records
-                        .iter()
-                        .map(|x| format!("{} {} → {}", x.record_type, x.name, x.value))
-                        .collect();
-                    Res {
-                        state: State::Reconciling,
-                        reason: "AwaitingVerification".into(),
-                        message: if recs.is_empty() {
-                            "waiting for the platform to verify it".into()
-                        } else {
-                            format!("waiting for verification; create {}", recs.join("; "))
-                        },
-                    }
-                }
-                Some(_) => Res {
-                    state: State::Ready,
-                    reason: "Verified".into(),
-                    message: "attached and verified".into(),
-                },
-            };
+            let dns = r.dns_reports.get(host);
+            let res = domain_state(od, dns);
             let mut rs = resource(r, &okey, res.state, &res.reason, &res.message, od.is_some());
             rs.observed_id = od.map(|o| o.id.clone());
             rs.url = Some(format!("https://{host}"));
-            rs.detail = od.map(|o| json!({"dnsStatus": if o.verified { "verified" } else if o.required_records.is_empty() { "pending" } else { "configured" }, "requiredRecords": o.required_records}));
+            rs.detail = od.map(|o| {
+                let dns_status = match dns {
+                    Some(rep) => rep.dns_status.as_str(),
+                    None if o.verified => "verified",
+                    None if o.required_records.is_empty() => "pending",
+                    None => "configured",
+                };
+                json!({"dnsStatus": dns_status, "dnsChecked": dns.is_some(), "requiredRecords": o.required_records, "checks": dns.map(|d| &d.checks)})
+            });
             resources.push(rs);
 
             if let Some(cert) = desired.certificate_for(host) {
                 let ckey = ObjectKey::new(name, ObjectKind::Certificate, host);
                 let pc = od.and_then(|o| o.certificate.as_ref());
-                let (state, reason, message, status) = match pc {
-                    Some(c) if cert_ok(&c.status) => (
+                let cs = crate::certs::evaluate(pc, r.probe_of(host), &cert.spec, Utc::now());
+                let (state, reason) = match cs.status {
+                    crate::certs::CertState::Active => (
                         State::Ready,
-                        "Active",
+                        if cs.level == crate::certs::CertLevel::Ok {
+                            "Active"
+                        } else {
+                            "Expiring"
+                        },
+                    ),
+                    crate::certs::CertState::Pending => (State::Reconciling, "Pending"),
+                    crate::certs::CertState::Expired => (State::Stalled, "Expired"),
+                    crate::certs::CertState::Failed if pc.is_some_and(|p| p.retryable) => {
+                        (State::Reconciling, "IssueFailed")
+                    }
+                    crate::certs::CertState::Failed => (State::Stalled, "Failed"),
+                };
+                let mut rs = resource(r, &ckey, state, reason, &cs.message, state == State::Ready);
+                rs.name = cert.meta.name.clone();
+                let mut detail = serde_json::to_value(&cs).unwrap_or_default();
+                if let Some(obj) = detail.as_object_mut() {
+                    obj.insert("domain".into(), json!(host));
+                    obj.insert("platformStatus".into(), json!(pc.map(|c| c.status.clone())));
+                    obj.insert("warningDays".into(), json!(cert.spec.warning_days));
+                    obj.insert("criticalDays".into(), json!(cert.spec.critical_days));
+                    obj.insert(
+                        "nextIssuanceAttempt".into(),
+                        json!(r.cert_backoff(host).ok().and_then(|b| b.next_attempt)),
+                    );
+                }
+                rs.detail = Some(detail);
+                resources.push(rs);
+            }
+        }
+
+        if r.opts.backups {
+            for p in desired
+                .backup_policies
+                .values()
+                .filter(|p| &p.spec.environment == name)
+            {
+                let okey = ObjectKey::new(name, ObjectKind::Backup, p.name());
+                let detail =
+                    crate::backup::policy_status(&r.store, p.name(), Some(&p.spec), Utc::now());
+                let alert = detail["alert"].as_str().map(String::from);
+                let (state, reason, message) = match (
+                    &alert,
+                    detail["lastCompleted"].is_null(),
+                    detail["due"].as_bool() == Some(true),
+                ) {
+                    (Some(a), _, _) => (State::Stalled, "BackupAlert", a.clone()),
+                    (None, _, true) => (
+                        State::Reconciling,
+                        "Due",
+                        "a backup is due and will be taken".to_string(),
+                    ),
+                    (None, true, false) => (
+                        State::Ready,
+                        "NoneYet",
                         format!(
-                            "issued{}",
-                            c.expires_at
-                                .map(|e| format!(", expires {}", e.format("%Y-%m-%d")))
-                                .unwrap_or_default()
+                            "no backup yet; the first is due {}",
+                            detail["nextDue"].as_str().unwrap_or("later")
                         ),
-                        "active",
                     ),
-                    Some(c) if c.error.is_some() => (
-                        State::Reconciling,
-                        "IssueFailed",
-                        format!("issuance failed: {}", c.error.clone().unwrap_or_default()),
-                        "failed",
-                    ),
-                    _ => (
-                        State::Reconciling,
-                        "Pending",
-                        "waiting for the platform to issue it".to_string(),
-                        "pending",
+                    (None, false, false) => (
+                        State::Ready,
+                        "Completed",
+                        format!(
+                            "last backup {}; next due {}",
+                            detail["lastCompleted"]["createdAt"].as_str().unwrap_or("?"),
+                            detail["nextDue"].as_str().unwrap_or("?")
+                        ),
                     ),
                 };
-                let mut rs = resource(r, &ckey, state, reason, &message, state == State::Ready);
-                rs.name = cert.meta.name.clone();
-                rs.detail = Some(json!({
-                    "domain": host, "status": status, "platformStatus": pc.map(|c| c.status.clone()),
-                    "issuedAt": pc.and_then(|c| c.issued_at), "expiresAt": pc.and_then(|c| c.expires_at),
-                    "fingerprintSha256": pc.and_then(|c| c.fingerprint_sha256.clone()),
-                    "warningDays": cert.spec.warning_days, "criticalDays": cert.spec.critical_days,
-                }));
+                let mut rs = resource(r, &okey, state, reason, &message, alert.is_none());
+                rs.detail = Some(detail);
                 resources.push(rs);
             }
         }
@@ -375,5 +399,58 @@ fn resource(
         compare_method: None,
         drift: r.drift.get(key).cloned(),
         detail: None,
+    }
+}
+
+/// A domain's state from the platform's word and tether's own DNS check.
+fn domain_state(od: Option<&ObservedDomain>, dns: Option<&crate::dns::DnsReport>) -> Res {
+    let Some(o) = od else {
+        return Res {
+            state: State::Reconciling,
+            reason: "Pending".into(),
+            message: "not yet attached".into(),
+        };
+    };
+    if let Some(rep) = dns {
+        if rep.dns_status == crate::dns::DnsStatus::Failed {
+            return Res {
+                state: State::Stalled,
+                reason: "DnsConflict".into(),
+                message: rep.summary(),
+            };
+        }
+        if !(rep.propagated || o.required_records.is_empty() && o.verified) {
+            return Res {
+                state: State::Reconciling,
+                reason: "AwaitingDns".into(),
+                message: rep.summary(),
+            };
+        }
+    }
+    if !o.verified {
+        let recs: Vec<String> = o
+            .required_records
+            .iter()
+            .map(|x| format!("{} {} → {}", x.record_type, x.name, x.value))
+            .collect();
+        let message = match (recs.is_empty(), dns.is_some()) {
+            (true, _) => "waiting for the platform to verify it".to_string(),
+            (false, true) => "DNS is in place; waiting for the platform to verify it".to_string(),
+            (false, false) => format!("waiting for verification; create {}", recs.join("; ")),
+        };
+        return Res {
+            state: State::Reconciling,
+            reason: "AwaitingVerification".into(),
+            message,
+        };
+    }
+    Res {
+        state: State::Ready,
+        reason: "Verified".into(),
+        message: if dns.is_some() {
+            "attached, verified, DNS in place".into()
+        } else {
+            "attached and verified".into()
+        },
     }
 }

@@ -35,6 +35,7 @@ pub mod trees {
     pub const JOURNAL: &str = "journal";
     pub const LEDGER: &str = "ledger";
     pub const HOLDS: &str = "holds";
+    pub const CERTS: &str = "certs";
     pub const WRITES: &str = "writes";
     pub const DRIFT: &str = "drift";
     pub const SAMPLES: &str = "samples";

@@ -34,6 +34,13 @@ impl Zone {
         self
     }
 
+    /// Answers authoritatively (NXDOMAIN for unknown names) under this suffix too, besides
+    /// `.test` (`com` for `api.vocilia.com`).
+    pub fn local(mut self, suffix: &str) -> Self {
+        self.lines.push(format!("local=/{suffix}/"));
+        self
+    }
+
     /// One TXT record made of these character-strings (a comma inside one stays inside it).
     pub fn txt(mut self, name: &str, strings: &[&str]) -> Self {
         let quoted: Vec<String> = strings.iter().map(|s| format!("\"{s}\"")).collect();
