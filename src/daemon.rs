@@ -58,12 +58,16 @@ pub struct DaemonConfig {
     pub once_timeout: Duration,
     /// How often the backup task checks schedules.
     pub backup_check: Duration,
+    /// The environments this daemon owns.
+    pub selector: crate::manifest::select::Selector,
     pub debounce: Duration,
 }
 
 /// The manifests, loaded with the keyring.
 pub struct Loader {
     pub dir: PathBuf,
+    /// Only the environments this daemon owns.
+    pub selector: crate::manifest::select::Selector,
     keyring: Option<Keyring>,
     fp: Fingerprinter,
     key_source: String,
@@ -79,6 +83,7 @@ impl Loader {
     ) -> Self {
         Loader {
             dir: dir.to_path_buf(),
+            selector: Default::default(),
             keyring,
             fp,
             key_source,
@@ -102,7 +107,7 @@ impl Loader {
             fingerprinter: &self.fp,
             key_source: &self.key_source,
         };
-        Some(manifest::load_files(&self.dir, &files, &ctx))
+        Some(manifest::load_files(&self.dir, &files, &ctx).map(|d| d.select(&self.selector)))
     }
 }
 

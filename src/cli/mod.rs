@@ -63,6 +63,11 @@ pub struct Global {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
+    /// Only the environments whose labels match (as `kubectl -l`: `tier=production`,
+    /// `app in (api,web)`, `!legacy`), for daemons that split the work; the rest is never
+    /// observed, written or pruned.
+    #[arg(long, short = 'l', global = true, value_name = "SELECTOR")]
+    pub selector: Option<String>,
     /// More logging (-v: debug, -vv: trace); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -165,7 +170,14 @@ pub fn key_source(global: &Global) -> String {
     }
 }
 
+/// The `--selector`, parsed.
+pub fn selector(global: &Global) -> Result<crate::manifest::select::Selector, CliError> {
+    crate::manifest::select::Selector::parse(global.selector.as_deref().unwrap_or(""))
+        .map_err(|e| CliError::Usage(e.to_string()))
+}
+
 /// Loads the manifests with the configured keyring; `seed` keys fingerprints when there is none.
+/// Everything is validated; the result holds only the environments `--selector` picks.
 pub fn load_desired(
     global: &Global,
     dir: &std::path::Path,
@@ -176,6 +188,16 @@ pub fn load_desired(
         .map(Keyring::fingerprinter)
         .unwrap_or_else(|| Fingerprinter::from_seed(seed));
     let source = key_source(global);
+    let sel = crate::manifest::select::Selector::parse(global.selector.as_deref().unwrap_or(""))
+        .map_err(|e| {
+            Diagnostics(vec![crate::manifest::Diagnostic {
+                file: dir.to_path_buf(),
+                line: 0,
+                column: 0,
+                path: "--selector".into(),
+                message: e.to_string(),
+            }])
+        })?;
     manifest::load(
         dir,
         &SecretContext {
@@ -184,4 +206,5 @@ pub fn load_desired(
             key_source: &source,
         },
     )
+    .map(|d| d.select(&sel))
 }

@@ -163,6 +163,7 @@ pub fn run(global: &Global, args: RunArgs) -> Result<ExitCode, CliError> {
         once: args.once,
         once_timeout: args.timeout.0,
         backup_check: args.backup_check.0,
+        selector: super::selector(global)?,
         debounce: args.debounce.0,
     };
     let platforms = if args.simulate {

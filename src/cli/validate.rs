@@ -19,19 +19,37 @@ pub struct ValidateArgs {
 
 pub fn run(global: &Global, args: ValidateArgs) -> Result<ExitCode, CliError> {
     let keyring = super::keyring(global)?;
+    let sel = super::selector(global)?;
     match super::load_desired(global, &args.dir, keyring.as_ref(), b"validate") {
         Ok(st) => {
             match args.output {
-                Output::Text => println!(
-                    "{}: {} environments, {} resources, valid (revision {})",
-                    args.dir.display(),
-                    st.environments.len(),
-                    st.resource_count(),
-                    st.revision
-                ),
+                Output::Text => {
+                    println!(
+                        "{}: {} environments, {} resources, valid (revision {})",
+                        args.dir.display(),
+                        st.environments.len(),
+                        st.resource_count(),
+                        st.revision
+                    );
+                    if !sel.is_everything() {
+                        println!(
+                            "selector {sel} owns {} environments:",
+                            st.environments.len()
+                        );
+                        for (name, e) in &st.environments {
+                            let labels: Vec<String> = e
+                                .meta
+                                .labels
+                                .iter()
+                                .map(|(k, v)| format!("{k}={v}"))
+                                .collect();
+                            println!("  {name} ({}, {})", e.spec.platform, labels.join(","));
+                        }
+                    }
+                }
                 Output::Json => println!(
                     "{}",
-                    serde_json::json!({"valid": true, "environments": st.environments.keys().collect::<Vec<_>>(), "resources": st.resource_count(), "revision": st.revision})
+                    serde_json::json!({"valid": true, "selector": sel.to_string(), "environments": st.environments.keys().collect::<Vec<_>>(), "resources": st.resource_count(), "revision": st.revision})
                 ),
             }
             Ok(ExitCode::from(exit::OK))

@@ -9,6 +9,7 @@ pub mod kinds;
 pub mod load;
 pub mod rules;
 pub mod schema;
+pub mod select;
 #[cfg(test)]
 mod tests;
 pub mod validate;

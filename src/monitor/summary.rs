@@ -155,10 +155,7 @@ impl MonitorBook {
             .collect();
         let hours = (now_hour - 23..=now_hour)
             .map(|h| {
-                let mut b = Bucket::default();
-                for (_, m) in minutes.range(h * 60..(h + 1) * 60) {
-                    b.merge(m, 0);
-                }
+                let b = Bucket::sum(minutes.range(h * 60..(h + 1) * 60).map(|(_, m)| m));
                 HourLatency {
                     hour: DateTime::from_timestamp(h * 3600, 0).unwrap_or_default(),
                     checks: b.count.into(),
