@@ -35,6 +35,8 @@ pub enum DaemonError {
     Invalid(Diagnostics),
     #[error("cannot start the simulator: {0}")]
     Simulator(std::io::Error),
+    #[error("cannot listen on {0}: {1} (pick another address with --listen, or --listen none)")]
+    Listen(std::net::SocketAddr, std::io::Error),
 }
 
 /// How the daemon ended.
@@ -60,6 +62,10 @@ pub struct DaemonConfig {
     pub backup_check: Duration,
     /// The environments this daemon owns.
     pub selector: crate::manifest::select::Selector,
+    /// Run the Monitor manifests' checks.
+    pub monitors: bool,
+    /// Serve health probes, metrics, the status API and page here.
+    pub listen: Option<std::net::SocketAddr>,
     pub debounce: Duration,
 }
 
@@ -141,10 +147,56 @@ pub async fn run(
         Err(diags) if cfg.once => return Err(DaemonError::Invalid(diags.clone())),
         Err(_) => DesiredState::default(),
     };
-    let (providers, _simulator) = platforms.connect(&desired).await?;
-    let mut rec = Reconciler::new(store.clone(), providers.clone(), fp, cfg.opts.clone())?;
+    let (providers, simulator) = platforms.connect(&desired).await?;
+    // Monitors check the apps' own URLs, or the simulator's stand-ins for them.
+    let target: crate::monitor::TargetFn = match &simulator {
+        Some(sim) => {
+            let base = format!("http://{}", sim.addr);
+            std::sync::Arc::new(move |u: &str| crate::monitor::simulated_target(u, &base))
+        }
+        None => std::sync::Arc::new(|u: &str| {
+            reqwest::Url::parse(u).expect("monitor URLs are validated")
+        }),
+    };
+    let mut watchdog = crate::watchdog::Watchdog::new(store.clone(), &desired, target);
+    let mut opts = cfg.opts.clone();
+    if cfg.monitors {
+        opts.health = Some(watchdog.health());
+        opts.monitor_book = Some(watchdog.book.clone());
+    }
+    let mut rec = Reconciler::new(store.clone(), providers.clone(), fp, opts)?;
     rec.set_desired(first);
+    let mut servable = std::collections::BTreeSet::new();
+    if let Some(d) = rec.desired().filter(|_| cfg.monitors) {
+        watchdog.apply(d, &servable);
+    }
     let (desired_tx, desired_rx) = tokio::sync::watch::channel(rec.desired().cloned());
+    let server = crate::server::Server::new();
+    let started_at = chrono::Utc::now();
+    if let Some(addr) = cfg.listen {
+        let bound = server
+            .clone()
+            .serve(addr, std::future::pending())
+            .await
+            .map_err(|e| DaemonError::Listen(addr, e))?;
+        tracing::info!("serving the status page, /metrics and /api/status on http://{bound}");
+    }
+    let publish = |server: &crate::server::Server,
+                   rec: &Reconciler,
+                   status: Option<(crate::status::Index, Vec<crate::status::EnvStatus>)>,
+                   ready: bool| {
+        if let Some((index, envs)) = status {
+            server.update(crate::server::Snapshot {
+                index: Some(index),
+                envs,
+                api: rec.api_stats(),
+                ready,
+                started_at,
+            });
+        }
+    };
+    let mut refresh = tokio::time::interval(Duration::from_secs(15));
+    refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let _backups = cfg.opts.backups.then(|| {
         spawn_backups(
             store.clone(),
@@ -194,6 +246,8 @@ pub async fn run(
                     _ = &mut shutdown => {
                         tracing::info!("stopping: letting in-flight calls finish (at most 10s)");
                         let _ = tokio::time::timeout(Duration::from_secs(10), pass).await;
+                        watchdog.persist(chrono::Utc::now());
+                        watchdog.stop();
                         store.flush()?;
                         return Ok(Exit::Done);
                     }
@@ -213,6 +267,21 @@ pub async fn run(
                 }
             }
             first_pass = false;
+            watchdog.persist(chrono::Utc::now());
+            server.record_pass(report.duration, report.writes, report.observed);
+            publish(&server, &rec, report.status.clone(), true);
+            let envs = report
+                .status
+                .as_ref()
+                .map(|(_, e)| e.clone())
+                .unwrap_or_default();
+            let now_servable = crate::watchdog::servable(&envs);
+            if now_servable != servable && cfg.monitors {
+                servable = now_servable;
+                if let Some(d) = rec.desired() {
+                    watchdog.apply(d, &servable);
+                }
+            }
             if cfg.once {
                 let (index, _) = rec.write_status()?;
                 if let Some(exit) = once_exit(&index, &report, now >= deadline) {
@@ -229,6 +298,24 @@ pub async fn run(
         let next = if cfg.once { next.min(deadline) } else { next };
         tokio::select! {
             _ = tokio::time::sleep_until(next) => {}
+            Some((monitor, result)) = watchdog.next() => {
+                watchdog.record(&monitor, result);
+                if cfg.once {
+                    let (index, _) = rec.write_status()?;
+                    let fake = PassReport::default();
+                    if let Some(exit) = once_exit(&index, &fake, Instant::now() >= deadline) {
+                        watchdog.stop();
+                        store.flush()?;
+                        return Ok(exit);
+                    }
+                }
+            }
+            _ = refresh.tick() => {
+                // Monitors' results reach the status files (and the page) between passes too.
+                watchdog.persist(chrono::Utc::now());
+                let status = rec.write_status()?;
+                publish(&server, &rec, Some(status), !first_pass);
+            }
             Some(()) = changes.recv() => {
                 while changes.try_recv().is_ok() {}
                 if let Some(w) = watch.as_mut() {
@@ -240,12 +327,17 @@ pub async fn run(
                         Err(e) => tracing::warn!(errors = e.len(), "manifests changed and are invalid"),
                     }
                     rec.set_desired(loaded);
+                    if let Some(d) = rec.desired().filter(|_| cfg.monitors) {
+                        watchdog.apply(d, &servable);
+                    }
                     let _ = desired_tx.send(rec.desired().cloned());
                     due_all_now(&rec, &mut schedule, false);
                 }
             }
             _ = &mut shutdown => {
                 tracing::info!("stopping");
+                watchdog.persist(chrono::Utc::now());
+                watchdog.stop();
                 store.flush()?;
                 return Ok(Exit::Done);
             }
@@ -365,6 +457,8 @@ pub enum Platforms {
     /// The built-in simulator, started in-process on a port the OS picks and seeded with every
     /// target the manifests name.
     Simulated(Box<SimConfig>, BTreeMap<Platform, Vec<Rate>>),
+    /// Clients made by the caller (benchmarks and tests embedding the daemon).
+    Given(Providers),
 }
 
 impl Platforms {
@@ -379,6 +473,7 @@ impl Platforms {
                 let cfg = PlatformConfig::from_env(&used, |k| std::env::var(k).ok(), &rates)?;
                 Ok((cfg.providers(), None))
             }
+            Platforms::Given(p) => Ok((p, None)),
             Platforms::Simulated(config, rates) => {
                 let tokens = config.tokens.clone();
                 let addr = "127.0.0.1:0".parse().expect("loopback address");

@@ -18,6 +18,8 @@ pub enum ObjectKind {
     Certificate,
     /// A backup policy's archives (status only; never planned).
     Backup,
+    /// An HTTP monitor (status only; never planned).
+    Monitor,
 }
 
 impl ObjectKind {
@@ -28,6 +30,7 @@ impl ObjectKind {
             ObjectKind::Domain => "domain",
             ObjectKind::Certificate => "certificate",
             ObjectKind::Backup => "backup",
+            ObjectKind::Monitor => "monitor",
         }
     }
 }

@@ -86,6 +86,9 @@ const ONCE: &[&str] = &[
     "--no-dns",
     "--no-tls-probe",
     "--no-backups",
+    "--no-monitors",
+    "--listen",
+    "127.0.0.1:0",
     "--timeout",
     "60s",
     "--follow",
@@ -200,26 +203,76 @@ async fn a_second_daemon_on_the_same_state_directory_stops_at_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_finishes_and_exits_0() {
+async fn the_daemon_serves_probes_metrics_and_the_page_then_sigterm_exits_0() {
     let tmp = tempfile::tempdir().unwrap();
     copy_dir(&root().join("examples/vocilia"), &tmp.path().join("m"));
     let mut child = tether(
         tmp.path(),
         None,
-        &["run", "--manifests", "m", "--simulate"],
+        &[
+            "run",
+            "--manifests",
+            "m",
+            "--simulate",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ],
         None,
     )
-    .stderr(Stdio::null())
+    .env("RUST_LOG", "info")
+    .stderr(Stdio::piped())
     .spawn()
     .unwrap();
-    let index = tmp.path().join("status/index.json");
-    for _ in 0..200 {
-        if std::fs::read_to_string(&index).is_ok_and(|s| s.contains("\"firstPassDone\": true")) {
+    // The address it bound, from its log.
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(i) = line.find("on http://127.0.0.1:") {
+                let addr: String = line[i + 10..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+                    .collect();
+                let _ = tx.send(addr);
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the daemon logged its address");
+    let get = |path: &str| {
+        let url = format!("http://{addr}{path}");
+        async move { reqwest::get(&url).await.unwrap() }
+    };
+    assert_eq!(get("/healthz").await.status(), 200);
+    let mut ready = false;
+    for _ in 0..300 {
+        if get("/readyz").await.status() == 200 {
+            ready = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(index.exists(), "the daemon wrote status");
+    assert!(ready, "ready once the first pass finished");
+    let metrics = get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("tether_api_calls_total{platform=\"railway\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tether_reconcile_passes_total"),
+        "{metrics}"
+    );
+    let page = get("/").await.text().await.unwrap();
+    assert!(page.contains("data-environment=\"prod-backend\""), "{page}");
+    let api: serde_json::Value = get("/api/status").await.json().await.unwrap();
+    assert_eq!(api["index"]["schemaVersion"], 1);
     let pid = child.id().to_string();
     assert!(
         Command::new("kill")
@@ -305,6 +358,9 @@ async fn a_missing_token_and_a_corrupt_store_are_clear_errors() {
             "--no-dns",
             "--no-tls-probe",
             "--no-backups",
+            "--no-monitors",
+            "--listen",
+            "127.0.0.1:0",
         ],
         None,
     ))

@@ -75,6 +75,13 @@ pub struct RunArgs {
     /// with --simulate unless given).
     #[arg(long, value_name = "PORT")]
     pub tls_probe_port: Option<u16>,
+    /// Serve /healthz, /readyz, /metrics, /api/status and the status page here (`none` to
+    /// serve nothing).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
+    pub listen: String,
+    /// Do not run the Monitor manifests' HTTP checks.
+    #[arg(long)]
+    pub no_monitors: bool,
     /// Do not take logical backups (they are never taken with --simulate: it has no database).
     #[arg(long)]
     pub no_backups: bool,
@@ -157,6 +164,7 @@ pub fn run(global: &Global, args: RunArgs) -> Result<ExitCode, CliError> {
             health: None,
             domains: domain_checks(&args)?,
             backups: !args.no_backups && !args.simulate,
+            monitor_book: None,
         },
         keyring,
         key_source: super::key_source(global),
@@ -164,6 +172,15 @@ pub fn run(global: &Global, args: RunArgs) -> Result<ExitCode, CliError> {
         once_timeout: args.timeout.0,
         backup_check: args.backup_check.0,
         selector: super::selector(global)?,
+        monitors: !args.no_monitors,
+        listen: match args.listen.as_str() {
+            "none" | "" => None,
+            a => Some(a.parse().map_err(|_| {
+                CliError::Usage(format!(
+                    "{a:?} is not an address to listen on (HOST:PORT, or none)"
+                ))
+            })?),
+        },
         debounce: args.debounce.0,
     };
     let platforms = if args.simulate {

@@ -86,6 +86,10 @@ impl MonitorBook {
     pub fn persist(&mut self, store: &Store) -> Result<(), MonitorError> {
         self.persisting = true;
         for (name, t) in &mut self.tracks {
+            if !t.unsaved && self.cutoffs.is_none() {
+                continue;
+            }
+            t.unsaved = false;
             for &m in &t.dirty_minutes {
                 if let Some(b) = t.minutes.get(&m) {
                     store.put(trees::SAMPLES, &minute_key(name, m), &b.stored())?;

@@ -45,7 +45,10 @@
 //!
 //! In memory a monitor keeps raw samples for 24 h (16 bytes each), minute buckets for the
 //! current hour and the 24 before it, and the minute masks of 92 days of hours (24 bytes an
-//! hour); older history is read from the store ([`MonitorBook::history`]).
+//! hour); older history is read from the store ([`MonitorBook::history`]). The benchmark
+//! fills a book with a day at a 10 s interval (8,640 results a monitor): about 530 KiB a
+//! monitor, 520 MiB for 1,000 monitors; it scales with the checks a day, so at the 60 s
+//! default it is about a sixth of that.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -100,6 +103,8 @@ pub(super) struct Track {
     /// Hours from this one on have all their minutes in memory.
     pub(super) mem_from_hour: i64,
     pub(super) state: StoredState,
+    /// Something the store keeps changed since the last persist.
+    pub(super) unsaved: bool,
 }
 
 impl Track {
@@ -131,7 +136,9 @@ impl Track {
 }
 
 /// In-memory state of all monitors; see the module documentation. The daemon owns it: it
-/// records what the runner sends, asks for summaries, and persists and prunes after each pass.
+/// [`load`](MonitorBook::load)s it before the first result (or a persist would overwrite the
+/// stored current hour with what this run saw alone), records what the runner sends, asks for
+/// summaries, and persists and prunes after each pass.
 #[derive(Debug, Default)]
 pub struct MonitorBook {
     pub(super) specs: BTreeMap<String, MonitorSpec>,
@@ -201,6 +208,7 @@ impl MonitorBook {
             }
         }
         track.latest = Some(result);
+        track.unsaved = true;
     }
 
     /// The latest result of a monitor.

@@ -129,8 +129,11 @@ async fn run_monitor(
     tx: mpsc::Sender<(String, CheckResult)>,
 ) {
     let period = spec.interval.as_duration().max(Duration::from_millis(10));
-    // A random first offset within the interval spreads the checks of many monitors.
-    let offset = period.mul_f64(rand::rng().random::<f64>());
+    // A random first offset spreads the checks of many monitors; within 5 s at most, so a
+    // daemon that starts has results soon.
+    let offset = period
+        .min(Duration::from_secs(5))
+        .mul_f64(rand::rng().random::<f64>());
     let mut ticks = tokio::time::interval_at(Instant::now() + offset, period);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {

@@ -101,7 +101,7 @@ pub fn phase(c: &Change) -> u8 {
         (ObjectKind::Variable, _) => 1,
         (ObjectKind::Deployment, _) => 2,
         (ObjectKind::Domain, _) => 3,
-        (ObjectKind::Certificate | ObjectKind::Backup, _) => 4,
+        (ObjectKind::Certificate | ObjectKind::Backup | ObjectKind::Monitor, _) => 4,
     }
 }
 

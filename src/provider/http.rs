@@ -70,6 +70,8 @@ pub struct Endpoint {
     pub token_var: &'static str,
     /// Buckets the client stays under (all must allow a request).
     pub rates: Vec<Rate>,
+    /// Whether the buckets count the whole platform or each endpoint.
+    pub rate_scope: RateScope,
     /// Query pairs added to every request (Vercel's `teamId`).
     pub extra_query: Vec<(String, String)>,
     pub timeout: Duration,
@@ -156,12 +158,45 @@ pub struct Reply {
 }
 
 type Bucket = RateLimiter<NotKeyed, InMemoryState, DefaultClock>;
+type KeyedBucket =
+    RateLimiter<String, governor::state::keyed::DefaultKeyedStateStore<String>, DefaultClock>;
+
+/// What one bucket counts: all of a platform's requests (Railway limits per token), or each
+/// endpoint's separately (Supabase limits per project and endpoint, Vercel per endpoint).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RateScope {
+    #[default]
+    Platform,
+    Endpoint,
+}
+
+/// The bucket key of a request under `RateScope::Endpoint`: the method and path, with ids
+/// (segments holding digits or dots, or `prj_`/`dpl_`-style prefixes) folded for Vercel, whose
+/// limits are per endpoint; Supabase paths keep the project ref, whose limits are per project.
+pub fn endpoint_key(platform: Platform, method: &Method, path: &str) -> String {
+    let path = path.split('?').next().unwrap_or(path);
+    let folded: Vec<&str> = path
+        .split('/')
+        .map(|seg| {
+            let id_like = seg.chars().any(|c| c.is_ascii_digit() || c == '.')
+                && !seg.starts_with('v')
+                || seg.contains('_');
+            if platform == Platform::Vercel && id_like {
+                "*"
+            } else {
+                seg
+            }
+        })
+        .collect();
+    format!("{method} {}", folded.join("/"))
+}
 
 /// The shared client for one platform.
 pub struct Http {
     client: reqwest::Client,
     ep: Endpoint,
     buckets: Vec<Bucket>,
+    keyed: Vec<KeyedBucket>,
     /// The platform said to wait (429, or X-RateLimit-Remaining: 0) until this instant.
     pause_until: std::sync::Mutex<Option<tokio::time::Instant>>,
     pub stats: Arc<ApiStats>,
@@ -169,14 +204,28 @@ pub struct Http {
 
 impl Http {
     pub fn new(ep: Endpoint) -> Http {
-        let buckets = ep
-            .rates
-            .iter()
-            .filter_map(|r| {
-                let n = NonZeroU32::new(r.count)?;
-                Quota::with_period(r.per / r.count).map(|q| RateLimiter::direct(q.allow_burst(n)))
-            })
-            .collect();
+        let quota = |r: &Rate| {
+            NonZeroU32::new(r.count)
+                .and_then(|n| Quota::with_period(r.per / r.count).map(|q| q.allow_burst(n)))
+        };
+        let (buckets, keyed) = match ep.rate_scope {
+            RateScope::Platform => (
+                ep.rates
+                    .iter()
+                    .filter_map(quota)
+                    .map(RateLimiter::direct)
+                    .collect(),
+                vec![],
+            ),
+            RateScope::Endpoint => (
+                vec![],
+                ep.rates
+                    .iter()
+                    .filter_map(quota)
+                    .map(RateLimiter::keyed)
+                    .collect(),
+            ),
+        };
         let client = reqwest::Client::builder()
             .timeout(ep.timeout)
             .user_agent(concat!("tether/", env!("CARGO_PKG_VERSION")))
@@ -186,6 +235,7 @@ impl Http {
             client,
             ep,
             buckets,
+            keyed,
             pause_until: std::sync::Mutex::new(None),
             stats: Arc::new(ApiStats::default()),
         }
@@ -222,7 +272,7 @@ impl Http {
         }
     }
 
-    async fn throttle(&self) {
+    async fn throttle(&self, call: &Call<'_>) {
         let pause = *self.pause_until.lock().expect("pause lock");
         if let Some(until) = pause
             && until > tokio::time::Instant::now()
@@ -230,20 +280,31 @@ impl Http {
             self.stats.rate_limit_waits.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep_until(until).await;
         }
-        for b in &self.buckets {
-            while let Err(not_until) = b.check() {
-                let wait = not_until.wait_time_from(DefaultClock::default().now());
-                self.stats.rate_limit_waits.fetch_add(1, Ordering::Relaxed);
-                self.stats
-                    .rate_limit_wait_ms
-                    .fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
-                tokio::time::sleep(wait.max(Duration::from_millis(1))).await;
-            }
+        let key = (!self.keyed.is_empty())
+            .then(|| endpoint_key(self.ep.platform, &call.method, &call.path));
+        loop {
+            let waits = self.buckets.iter().map(|b| b.check().err()).chain(
+                self.keyed
+                    .iter()
+                    .map(|b| b.check_key(key.as_ref().expect("key")).err()),
+            );
+            let Some(wait) = waits
+                .flatten()
+                .map(|n| n.wait_time_from(DefaultClock::default().now()))
+                .max()
+            else {
+                return;
+            };
+            self.stats.rate_limit_waits.fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .rate_limit_wait_ms
+                .fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
+            tokio::time::sleep(wait.max(Duration::from_millis(1))).await;
         }
     }
 
     async fn attempt(&self, call: &Call<'_>) -> Result<Reply, ProviderError> {
-        self.throttle().await;
+        self.throttle(call).await;
         let platform = self.ep.platform;
         let url = format!("{}{}", self.ep.base, call.path);
         let mut req = self
@@ -428,6 +489,31 @@ fn without_url(e: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endpoint_keys_fold_vercel_ids_and_keep_supabase_refs() {
+        let k = |p, m: Method, path: &str| endpoint_key(p, &m, path);
+        assert_eq!(
+            k(Platform::Vercel, Method::POST, "/v10/projects/prj_8/env"),
+            "POST /v10/projects/*/env"
+        );
+        assert_eq!(
+            k(
+                Platform::Vercel,
+                Method::POST,
+                "/v9/projects/prj_1/domains/www.a.com/verify"
+            ),
+            "POST /v9/projects/*/domains/*/verify"
+        );
+        assert_eq!(
+            k(
+                Platform::Supabase,
+                Method::GET,
+                "/v1/projects/abcdefghijklmnopqrst/secrets"
+            ),
+            "GET /v1/projects/abcdefghijklmnopqrst/secrets"
+        );
+    }
 
     #[test]
     fn rates_parse() {

@@ -94,8 +94,8 @@ pub struct PlatformConfig {
     pub supabase: Option<Endpoint>,
 }
 
-/// Default rate limits: Railway Hobby (10/s, 1,000/h), Supabase 120/min (its per-endpoint limit,
-/// applied to all of Supabase), Vercel 600/min (limits are per endpoint and unpublished in full).
+/// Default rate limits: Railway Hobby (10/s, 1,000/h, per token); Supabase 120/min per project and
+/// endpoint; Vercel 600/min per endpoint (its limits are per endpoint and unpublished in full).
 pub fn default_rates(p: Platform) -> Vec<Rate> {
     match p {
         Platform::Railway => vec![Rate::per_second(10), Rate::per_hour(1000)],
@@ -205,6 +205,10 @@ pub fn endpoint(p: Platform, base: &str, token: SecretValue, rates: Vec<Rate>) -
         extra_query: vec![],
         timeout: Duration::from_secs(30),
         retry: Policy::REQUEST,
+        rate_scope: match p {
+            Platform::Railway => http::RateScope::Platform,
+            Platform::Vercel | Platform::Supabase => http::RateScope::Endpoint,
+        },
     }
 }
 

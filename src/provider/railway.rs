@@ -46,6 +46,8 @@ pub struct Railway {
     http: Http,
     /// Project name or id → (project id, environment ids by name, service ids by name).
     cache: Mutex<HashMap<String, Arc<ProjectIds>>>,
+    /// Serializes cache misses, so environments observed at once look a project up once.
+    lookup: tokio::sync::Mutex<()>,
 }
 
 #[derive(Debug)]
@@ -71,6 +73,7 @@ impl Railway {
         Railway {
             http: Http::new(ep),
             cache: Mutex::new(HashMap::new()),
+            lookup: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -147,6 +150,10 @@ impl Railway {
     }
 
     async fn project_ids(&self, name_or_id: &str) -> Result<Arc<ProjectIds>, ProviderError> {
+        if let Some(p) = self.cache.lock().expect("cache").get(name_or_id) {
+            return Ok(p.clone());
+        }
+        let _one_at_a_time = self.lookup.lock().await;
         if let Some(p) = self.cache.lock().expect("cache").get(name_or_id) {
             return Ok(p.clone());
         }

@@ -242,7 +242,6 @@ impl Supabase {
         r: &str,
         ctx: &ObserveCtx<'_>,
     ) -> Result<ObservedEnv, ProviderError> {
-        let project = self.project(r).await?;
         let variables = self
             .secrets(r)
             .await?
@@ -268,10 +267,7 @@ impl Supabase {
         Ok(ObservedEnv {
             knowledge: Knowledge::Complete,
             observed_at: Some(Utc::now()),
-            url: Some(format!(
-                "https://{}.supabase.co",
-                project["ref"].as_str().unwrap_or(r)
-            )),
+            url: Some(format!("https://{r}.supabase.co")),
             variables,
             domains,
             deployments: vec![],

@@ -57,6 +57,8 @@ pub struct Options {
     /// Take logical backups (and show their status); off against the simulator, which has no
     /// database to dump.
     pub backups: bool,
+    /// Monitor results, for monitors' status (none: monitors are not run).
+    pub monitor_book: Option<Arc<std::sync::Mutex<crate::monitor::MonitorBook>>>,
 }
 
 impl std::fmt::Debug for dyn HealthSource {
@@ -80,6 +82,7 @@ impl Default for Options {
                 ..Default::default()
             },
             backups: false,
+            monitor_book: None,
         }
     }
 }
@@ -179,6 +182,20 @@ impl Reconciler {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Request counters of every platform client.
+    pub fn api_stats(&self) -> BTreeMap<String, crate::server::ApiCounters> {
+        self.providers
+            .0
+            .iter()
+            .map(|(p, prov)| {
+                (
+                    p.to_string(),
+                    crate::server::ApiCounters::from(prov.stats().as_ref()),
+                )
+            })
+            .collect()
     }
 
     /// Takes the result of loading the manifests. An invalid folder keeps the last good desired
@@ -349,7 +366,7 @@ impl Reconciler {
         self.store.flush()?;
         self.last_plan = full;
         self.first_pass_done = true;
-        let (index, _) = self.write_status()?;
+        let (index, envs) = self.write_status()?;
         let report = PassReport {
             observed: to_observe.len(),
             writes,
@@ -357,6 +374,7 @@ impl Reconciler {
             duration: started.elapsed(),
             counts: index.summary,
             next: self.schedule(&desired),
+            status: Some((index, envs)),
         };
         tracing::info!(
             observed = report.observed,

@@ -23,6 +23,8 @@ pub struct PassReport {
     pub counts: Counts,
     /// Environment → (when to look again, observe afresh).
     pub next: BTreeMap<String, (Duration, bool)>,
+    /// The status this pass wrote.
+    pub status: Option<(Index, Vec<EnvStatus>)>,
 }
 
 fn conditions(state: State, reason: &str, message: &str) -> Vec<Condition> {
@@ -242,6 +244,40 @@ pub(super) fn build(r: &Reconciler) -> (Index, Vec<EnvStatus>) {
                     );
                 }
                 rs.detail = Some(detail);
+                resources.push(rs);
+            }
+        }
+
+        if let Some(book) = &r.opts.monitor_book {
+            let book = book.lock().expect("book");
+            for m in desired.monitors_of(name) {
+                let okey = ObjectKey::new(name, ObjectKind::Monitor, m.name());
+                let summary = book.summary(m.name(), Utc::now());
+                let (state, reason, message) = match &summary {
+                    Some(s) if s.latest.is_some() => {
+                        let latest = s.latest.as_ref().map(|l| l.outcome.to_string()).unwrap_or_default();
+                        let p95 = s.last_5_minutes.p95.map(|d| format!("; p95 {} ms over 5 min", d.as_millis())).unwrap_or_default();
+                        let up = s.monthly_uptime.map(|u| format!("; uptime {u:.3} % this month")).unwrap_or_default();
+                        let alerts: Vec<&str> = s.alerts.iter().map(|a| a.message.as_str()).collect();
+                        let text = if alerts.is_empty() { format!("{latest}{p95}{up}") } else { alerts.join("; ") };
+                        match s.status {
+                            crate::monitor::Health::Healthy => (State::Ready, "Healthy", text),
+                            crate::monitor::Health::Warning => (State::Ready, "Warning", text),
+                            crate::monitor::Health::Critical => (State::Stalled, "Critical", text),
+                        }
+                    }
+                    _ => (State::Reconciling, "NoData", "waiting for the first check (checks start once the environment's deployment and domains are Ready)".to_string()),
+                };
+                let mut rs = resource(
+                    r,
+                    &okey,
+                    state,
+                    reason,
+                    &message,
+                    summary.as_ref().is_some_and(|s| s.latest.is_some()),
+                );
+                rs.url = Some(m.spec.url.clone());
+                rs.detail = summary.and_then(|s| serde_json::to_value(s).ok());
                 resources.push(rs);
             }
         }

@@ -1,6 +1,7 @@
 //! Shared test support: request checks against the published schemas, and an end-to-end world.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod dnsmasq;
 pub mod harness;
 pub mod postgres;

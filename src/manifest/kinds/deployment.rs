@@ -12,6 +12,7 @@ pub struct DeploymentSpec {
     /// The `metadata.name` of the Environment to deploy.
     pub environment: String,
     /// The git commit to run: 7 to 40 hexadecimal characters (a full sha is best).
+    #[serde(deserialize_with = "quoted")]
     pub commit: String,
     /// The branch the commit is on.
     pub branch: String,
@@ -70,4 +71,35 @@ impl Default for HealthGate {
 
 fn window() -> HumanDuration {
     HumanDuration::secs(300)
+}
+
+/// A commit must reach tether as text: YAML reads some shas (`1e5…`, all digits) as numbers,
+/// which loses them, so say to quote it.
+fn quoted<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    struct V;
+    impl serde::de::Visitor<'_> for V {
+        type Value = String;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a commit sha as a string")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<String, E> {
+            Err(E::custom(format!(
+                "YAML read this commit as the number {v}; put the sha in quotes: commit: \"…\""
+            )))
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<String, E> {
+            Err(E::custom(format!(
+                "YAML read this commit as the number {v}; put the sha in quotes: commit: \"…\""
+            )))
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<String, E> {
+            Err(E::custom(format!(
+                "YAML read this commit as the number {v}; put the sha in quotes: commit: \"…\""
+            )))
+        }
+    }
+    d.deserialize_any(V)
 }

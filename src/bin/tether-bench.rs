@@ -1,0 +1,582 @@
+//! The benchmark behind BENCHMARKS.md: cold converge, steady-state resync, manifest edit to
+//! first platform write, and warm restart, at 100, 1,000 and 10,000 resources against the
+//! in-process simulator with a per-call latency and each platform's rate limits, beside the
+//! same work done as a Terraform provider does it (one call per resource, every resource read
+//! before planning), computed by the same harness.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use serde::{Deserialize, Serialize};
+use tether::daemon::{DaemonConfig, Loader, Platforms, simulated_providers};
+use tether::manifest::{DesiredState, Platform};
+use tether::provider::Rate;
+use tether::provider::http::{RateScope, endpoint_key};
+use tether::reconcile::{Options, Reconciler};
+use tether::retry::Policy;
+use tether::secret::Fingerprinter;
+use tether::simulate::{RecordedRequest, Seed, SimConfig, SimHandle, Simulator, Timings};
+use tether::store::Store;
+
+/// tether-bench: converge, resync, edit and restart timings at several sizes.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Resource counts to run (20 resources per environment, spread over the three platforms).
+    #[arg(long, value_delimiter = ',', default_value = "100,1000,10000")]
+    sizes: Vec<usize>,
+    /// Latency the simulator adds to every API call, in ms.
+    #[arg(long, default_value_t = 30)]
+    latency_ms: u64,
+    /// Manifest edits to time.
+    #[arg(long, default_value_t = 50)]
+    edits: usize,
+    /// Environments of one platform worked on at once.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Internal: run one size in this process and print JSON.
+    #[arg(long, hide = true)]
+    child: Option<usize>,
+}
+
+const PER_ENV: usize = 20;
+
+/// Published limits used by the client and for the floors: Railway Pro (50/s and 10,000/h per
+/// token), Supabase 120/min per project and endpoint, Vercel 600/min per endpoint.
+fn rates() -> BTreeMap<Platform, Vec<Rate>> {
+    BTreeMap::from([
+        (
+            Platform::Railway,
+            vec![Rate::per_second(50), Rate::per_hour(10_000)],
+        ),
+        (Platform::Supabase, vec![Rate::per_minute(120)]),
+        (Platform::Vercel, vec![Rate::per_minute(600)]),
+    ])
+}
+
+fn platform_of(i: usize) -> Platform {
+    [Platform::Railway, Platform::Vercel, Platform::Supabase][i % 3]
+}
+
+fn letters(mut i: usize, len: usize) -> String {
+    let mut s = vec![b'a'; len];
+    for c in s.iter_mut().rev() {
+        *c = b'a' + (i % 26) as u8;
+        i /= 26;
+    }
+    String::from_utf8(s).expect("ascii")
+}
+
+/// One file per environment: the Environment, 18 variables, a deployment and a domain (20
+/// variables on Supabase).
+fn generate(dir: &Path, n: usize) -> usize {
+    let envs = (n / PER_ENV).max(3);
+    for i in 0..envs {
+        let p = platform_of(i);
+        let target = match p {
+            Platform::Railway => {
+                format!("railway: {{project: bench, environment: production, service: svc-{i}}}")
+            }
+            Platform::Vercel => format!("vercel: {{project: web-{i}, target: production}}"),
+            Platform::Supabase => format!("supabase: {{projectRef: {}}}", letters(i, 20)),
+        };
+        let nvars = if p == Platform::Supabase {
+            PER_ENV
+        } else {
+            PER_ENV - 2
+        };
+        let vars: String = (0..nvars)
+            .map(|k| format!("    VAR_{k:02}: value-{i}-{k}\n"))
+            .collect();
+        let mut text = format!(
+            "apiVersion: tether.dev/v1\nkind: Environment\nmetadata: {{name: env-{i}}}\nspec: {{platform: {p}, app: app{i}, type: production, {target}}}\n---\napiVersion: tether.dev/v1\nkind: Variables\nmetadata: {{name: env-{i}}}\nspec:\n  environment: env-{i}\n  entries:\n{vars}"
+        );
+        if p != Platform::Supabase {
+            let src = if p == Platform::Vercel {
+                ", source: {provider: github, repo: bench/web}"
+            } else {
+                ""
+            };
+            text.push_str(&format!("---\napiVersion: tether.dev/v1\nkind: Deployment\nmetadata: {{name: env-{i}}}\nspec: {{environment: env-{i}, commit: \"{:040x}\", branch: main{src}}}\n", i + 1));
+            text.push_str(&format!("---\napiVersion: tether.dev/v1\nkind: Domain\nmetadata: {{name: d{i}}}\nspec: {{name: d{i}.bench.example, environment: env-{i}}}\n"));
+        }
+        std::fs::write(dir.join(format!("env-{i}.yaml")), text).expect("write manifest");
+    }
+    envs
+}
+
+/// The fewest calls a cold converge needs: one read per kind of object per environment, one
+/// batched write per kind, the Railway name lookup once and the Vercel project lookup per project.
+fn minimum(envs: usize) -> BTreeMap<Platform, usize> {
+    let mut m = BTreeMap::new();
+    for i in 0..envs {
+        let (reads, writes) = match platform_of(i) {
+            Platform::Railway => (3, 3),
+            Platform::Vercel => (4, 3),
+            Platform::Supabase => (2, 1),
+        };
+        *m.entry(platform_of(i)).or_default() += reads + writes;
+    }
+    *m.entry(Platform::Railway).or_default() += 2;
+    m
+}
+
+/// Time the published limits impose on a set of calls: per platform (Railway) or per endpoint
+/// (Supabase, Vercel), what exceeds the burst at the steady rate; platforms run in parallel.
+fn floor(calls: &BTreeMap<(Platform, String), usize>) -> f64 {
+    let rates = rates();
+    let mut per_bucket: BTreeMap<(Platform, String), usize> = BTreeMap::new();
+    for ((p, key), n) in calls {
+        let k = match p {
+            Platform::Railway => String::new(),
+            _ => key.clone(),
+        };
+        *per_bucket.entry((*p, k)).or_default() += n;
+    }
+    let mut worst: BTreeMap<Platform, f64> = BTreeMap::new();
+    for ((p, _), n) in per_bucket {
+        for r in &rates[&p] {
+            let over = n.saturating_sub(r.count as usize) as f64;
+            let t = over * r.per.as_secs_f64() / r.count as f64;
+            let w = worst.entry(p).or_default();
+            *w = w.max(t);
+        }
+    }
+    worst.values().cloned().fold(0.0, f64::max)
+}
+
+fn key_of(r: &RecordedRequest) -> (Platform, String) {
+    let p = match r.platform {
+        tether::simulate::SimPlatform::Railway => Platform::Railway,
+        tether::simulate::SimPlatform::Vercel => Platform::Vercel,
+        tether::simulate::SimPlatform::Supabase => Platform::Supabase,
+    };
+    let method: reqwest::Method = r.method.parse().unwrap_or(reqwest::Method::GET);
+    (p, endpoint_key(p, &method, &r.path))
+}
+
+fn is_write(r: &RecordedRequest) -> bool {
+    if r.path == "/graphql/v2" {
+        r.body
+            .as_ref()
+            .and_then(|b| b["query"].as_str())
+            .is_some_and(|q| q.trim_start().starts_with("mutation"))
+    } else {
+        r.method != "GET"
+    }
+}
+
+fn counts(reqs: &[RecordedRequest]) -> BTreeMap<(Platform, String), usize> {
+    let mut m = BTreeMap::new();
+    for r in reqs {
+        *m.entry(key_of(r)).or_default() += 1;
+    }
+    m
+}
+
+/// CPU seconds used by this process so far (user + system).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<f64> = after
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // Fields 14 and 15 (utime, stime) are the 12th and 13th after the command name; 100 ticks/s.
+    (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0
+}
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Report {
+    resources: usize,
+    environments: usize,
+    cold_writes_done_s: f64,
+    cold_ready_s: f64,
+    cold_calls_first_pass: usize,
+    cold_calls_total: usize,
+    minimum_calls: usize,
+    floor_s: f64,
+    baseline_calls: usize,
+    baseline_floor_s: f64,
+    baseline_latency_s: f64,
+    resync_writes: usize,
+    resync_calls: usize,
+    resync_cpu_s: f64,
+    resync_wall_s: f64,
+    edit_p50_ms: f64,
+    edit_p99_ms: f64,
+    edits: usize,
+    restart_first_pass_s: f64,
+    restart_writes: usize,
+    peak_rss_mib: f64,
+}
+
+/// Terraform's way: every resource read before planning (one call each, plus the environment),
+/// then one create per resource; parallelism 10.
+fn baseline(envs: usize, latency: Duration) -> (usize, f64, f64) {
+    let mut calls: BTreeMap<(Platform, String), usize> = BTreeMap::new();
+    for i in 0..envs {
+        let p = platform_of(i);
+        let vars = if p == Platform::Supabase {
+            PER_ENV
+        } else {
+            PER_ENV - 2
+        };
+        let ep = |s: &str| (p, s.to_string());
+        match p {
+            Platform::Railway => *calls.entry(ep("")).or_default() += 1 + 2 * PER_ENV,
+            Platform::Vercel => {
+                *calls.entry(ep("GET /v9/projects/*")).or_default() += 1;
+                *calls.entry(ep("GET /v1/projects/*/env/*")).or_default() += vars;
+                *calls.entry(ep("POST /v10/projects/*/env")).or_default() += vars;
+                *calls.entry(ep("deployments")).or_default() += 2;
+                *calls.entry(ep("domains")).or_default() += 2;
+            }
+            Platform::Supabase => {
+                *calls.entry(ep(&format!("GET {i}/secrets"))).or_default() += vars;
+                *calls.entry(ep(&format!("POST {i}/secrets"))).or_default() += vars;
+            }
+        }
+    }
+    let total: usize = calls.values().sum();
+    (
+        total,
+        floor(&calls),
+        total as f64 * latency.as_secs_f64() / 10.0,
+    )
+}
+
+/// A scratch directory removed when dropped.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(n: usize) -> TempDir {
+        let p = std::env::temp_dir().join(format!("tether-bench-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("scratch directory");
+        TempDir(p)
+    }
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn run_one(args: &Args, n: usize) -> Report {
+    let tmp = TempDir::new(n);
+    let manifests = tmp.path().join("m");
+    std::fs::create_dir_all(&manifests).unwrap();
+    let envs = generate(&manifests, n);
+    let fp = Fingerprinter::from_seed(b"bench");
+    let mut loader = Loader::new(&manifests, None, fp.clone(), "none".into());
+    let desired: DesiredState = loader.reload().unwrap().expect("valid manifests");
+    let latency = Duration::from_millis(args.latency_ms);
+    let phase = Duration::from_millis(200);
+    let config = SimConfig {
+        latency,
+        timings: Timings {
+            queued: phase,
+            building: phase,
+            deploying: phase,
+            domain_verify: phase,
+            cert_issue: phase,
+        },
+        ..Default::default()
+    };
+    let tokens = config.tokens.clone();
+    let sim: SimHandle = Simulator::start(
+        "127.0.0.1:0".parse().unwrap(),
+        config,
+        Seed::from_desired(&desired),
+    )
+    .await
+    .unwrap();
+    let providers = simulated_providers(&sim, &tokens, &rates(), Policy::REQUEST);
+    let opts = Options {
+        per_platform_concurrency: args.concurrency,
+        follow: Duration::from_millis(250),
+        redeploy_quiet: Duration::ZERO,
+        status_dir: Some(tmp.path().join("status")),
+        ..Options::default()
+    };
+    let store = Store::open(&tmp.path().join("state")).unwrap();
+    let mut rec =
+        Reconciler::new(store.clone(), providers.clone(), fp.clone(), opts.clone()).unwrap();
+    rec.set_desired(Ok(desired.clone()));
+    let all = |fresh: bool| -> BTreeMap<String, bool> {
+        desired
+            .environments
+            .keys()
+            .map(|k| (k.clone(), fresh))
+            .collect()
+    };
+
+    // Cold converge.
+    let t0 = Instant::now();
+    let first = rec.pass(&all(false)).await.unwrap();
+    let writes_done = t0.elapsed();
+    let first_reqs = sim.requests();
+    let mut report = first.clone();
+    let mut guard = 0;
+    while report.counts.ready < report.counts.resources && guard < 400 {
+        guard += 1;
+        let soon: BTreeMap<String, bool> = report
+            .next
+            .iter()
+            .filter(|(_, (d, _))| *d <= opts.follow)
+            .map(|(k, _)| (k.clone(), true))
+            .collect();
+        tokio::time::sleep(opts.follow).await;
+        report = rec.pass(&soon).await.unwrap();
+    }
+    let ready = t0.elapsed();
+    assert_eq!(
+        report.counts.ready, report.counts.resources,
+        "the benchmark did not converge"
+    );
+    let total_calls = sim.requests().len();
+    let min = minimum(envs);
+    let min_total: usize = min.values().sum();
+    let mut min_calls: BTreeMap<(Platform, String), usize> = counts(&first_reqs);
+    // The floor is the floor of the minimum: scale the first pass's per-endpoint counts down to it.
+    let scale = min_total as f64 / first_reqs.len().max(1) as f64;
+    for v in min_calls.values_mut() {
+        *v = ((*v as f64) * scale).round() as usize;
+    }
+    let floor_s = floor(&min_calls);
+
+    // Steady state: a resync of converged state.
+    sim.clear_requests();
+    let cpu0 = cpu_seconds();
+    let t1 = Instant::now();
+    let r = rec.pass(&all(true)).await.unwrap();
+    let resync_wall = t1.elapsed();
+    let resync_cpu = cpu_seconds() - cpu0;
+    let resync_reqs = sim.requests();
+    let resync_writes = resync_reqs.iter().filter(|r| is_write(r)).count();
+    assert_eq!(r.writes, 0);
+    drop(rec);
+
+    // Restart with a warm cache, then edits, through the daemon itself.
+    sim.clear_requests();
+    let cfg = DaemonConfig {
+        manifests: manifests.clone(),
+        state_dir: tmp.path().join("state"),
+        opts: opts.clone(),
+        keyring: None,
+        key_source: "none".into(),
+        once: false,
+        once_timeout: Duration::from_secs(600),
+        debounce: Duration::from_millis(100),
+        backup_check: Duration::from_secs(3600),
+        selector: Default::default(),
+        monitors: false,
+        listen: None,
+    };
+    let t2 = Instant::now();
+    let daemon = tokio::spawn(tether::daemon::run(
+        cfg,
+        store.clone(),
+        Platforms::Given(providers.clone()),
+    ));
+    let index = tmp.path().join("status/index.json");
+    loop {
+        let done = std::fs::read_to_string(&index)
+            .ok()
+            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+            .is_some_and(|v| v["firstPassDone"] == true);
+        if done || t2.elapsed() > Duration::from_secs(120) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let restart = t2.elapsed();
+    let restart_writes = sim.requests().iter().filter(|r| is_write(r)).count();
+    // Edits to a Supabase environment's variable: one write each, no deploy.
+    let file = manifests.join("env-2.yaml");
+    let original = std::fs::read_to_string(&file).unwrap();
+    let mut lat = Vec::new();
+    for k in 0..args.edits {
+        let before = sim.requests().iter().filter(|r| is_write(r)).count();
+        std::fs::write(
+            &file,
+            original.replace("VAR_00: value-2-0", &format!("VAR_00: edit-{k}")),
+        )
+        .unwrap();
+        let t = Instant::now();
+        loop {
+            if sim.requests().iter().filter(|r| is_write(r)).count() > before {
+                lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                break;
+            }
+            if t.elapsed() > Duration::from_secs(30) {
+                panic!("edit {k} was not applied within 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    daemon.abort();
+    lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let pct = |q: f64| {
+        lat.get(
+            ((lat.len() as f64 * q).ceil() as usize)
+                .saturating_sub(1)
+                .min(lat.len().saturating_sub(1)),
+        )
+        .copied()
+        .unwrap_or(0.0)
+    };
+    let (baseline_calls, baseline_floor_s, baseline_latency_s) = baseline(envs, latency);
+    sim.shutdown();
+    Report {
+        resources: n,
+        environments: envs,
+        cold_writes_done_s: writes_done.as_secs_f64(),
+        cold_ready_s: ready.as_secs_f64(),
+        cold_calls_first_pass: first_reqs.len(),
+        cold_calls_total: total_calls,
+        minimum_calls: min_total,
+        floor_s,
+        baseline_calls,
+        baseline_floor_s,
+        baseline_latency_s,
+        resync_writes,
+        resync_calls: resync_reqs.len(),
+        resync_cpu_s: resync_cpu,
+        resync_wall_s: resync_wall.as_secs_f64(),
+        edit_p50_ms: pct(0.5),
+        edit_p99_ms: pct(0.99),
+        edits: lat.len(),
+        restart_first_pass_s: restart.as_secs_f64(),
+        restart_writes,
+        peak_rss_mib: peak_rss_mib(),
+    }
+}
+
+fn main() {
+    let args = Args::parse();
+    if let Some(n) = args.child {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let r = rt.block_on(run_one(&args, n));
+        println!("{}", serde_json::to_string(&r).unwrap());
+        return;
+    }
+    let exe = std::env::current_exe().expect("own path");
+    let mut reports = Vec::new();
+    for &n in &args.sizes {
+        eprintln!("tether-bench: {n} resources…");
+        let out = std::process::Command::new(&exe)
+            .args([
+                "--child",
+                &n.to_string(),
+                "--latency-ms",
+                &args.latency_ms.to_string(),
+                "--edits",
+                &args.edits.to_string(),
+                "--concurrency",
+                &args.concurrency.to_string(),
+            ])
+            .env("RUST_LOG", "off")
+            .output()
+            .expect("run a size");
+        if !out.status.success() {
+            eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+            std::process::exit(1);
+        }
+        let line = String::from_utf8_lossy(&out.stdout);
+        let r: Report =
+            serde_json::from_str(line.lines().last().unwrap_or("")).expect("child report");
+        reports.push(r);
+    }
+    let _ = RateScope::Endpoint;
+    println!(
+        "| figure | {} |",
+        reports
+            .iter()
+            .map(|r| format!("{} resources ({} envs)", r.resources, r.environments))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    println!("|---|{}", "---|".repeat(reports.len()));
+    let row = |name: &str, f: &dyn Fn(&Report) -> String| {
+        println!(
+            "| {name} | {} |",
+            reports.iter().map(f).collect::<Vec<_>>().join(" | ")
+        )
+    };
+    row("cold: all writes done (s)", &|r| {
+        format!("{:.2}", r.cold_writes_done_s)
+    });
+    row("cold: everything Ready (s)", &|r| {
+        format!("{:.2}", r.cold_ready_s)
+    });
+    row("cold: calls in the converging pass / minimum", &|r| {
+        format!(
+            "{} / {} = {:.3}",
+            r.cold_calls_first_pass,
+            r.minimum_calls,
+            r.cold_calls_first_pass as f64 / r.minimum_calls as f64
+        )
+    });
+    row(
+        "cold: calls until Ready (following deploys and domains)",
+        &|r| r.cold_calls_total.to_string(),
+    );
+    row("cold: rate-limit floor of the minimum (s)", &|r| {
+        format!("{:.2}", r.floor_s)
+    });
+    row("baseline: calls (1 read + 1 write per resource)", &|r| {
+        format!(
+            "{} ({:.1}× tether)",
+            r.baseline_calls,
+            r.baseline_calls as f64 / r.cold_calls_first_pass as f64
+        )
+    });
+    row("baseline: rate-limit floor (s)", &|r| {
+        format!("{:.2}", r.baseline_floor_s)
+    });
+    row("baseline: latency bound at parallelism 10 (s)", &|r| {
+        format!(
+            "{:.2} ({:.1}× tether's writes-done)",
+            r.baseline_latency_s,
+            r.baseline_latency_s / r.cold_writes_done_s.max(1e-9)
+        )
+    });
+    row("resync: writes", &|r| r.resync_writes.to_string());
+    row("resync: calls (baseline: reads alone)", &|r| {
+        format!("{} ({})", r.resync_calls, r.resources + r.environments)
+    });
+    row("resync: CPU (s) / wall (s)", &|r| {
+        format!("{:.3} / {:.2}", r.resync_cpu_s, r.resync_wall_s)
+    });
+    row("peak RSS (MiB)", &|r| format!("{:.1}", r.peak_rss_mib));
+    row("edit → first write p50 / p99 (ms)", &|r| {
+        format!(
+            "{:.0} / {:.0} (n={})",
+            r.edit_p50_ms, r.edit_p99_ms, r.edits
+        )
+    });
+    row("restart, warm cache: first pass (s) / writes", &|r| {
+        format!("{:.3} / {}", r.restart_first_pass_s, r.restart_writes)
+    });
+}
