@@ -86,6 +86,33 @@ pub trait Provider: Send + Sync {
     ) -> BoxFuture<'a, Vec<Result<Applied, ProviderError>>>;
 }
 
+/// The error for an environment without this platform's target (validation rules it out).
+pub(crate) fn no_target(p: Platform, env: &Resource<EnvironmentSpec>) -> ProviderError {
+    ProviderError::Rejected {
+        platform: p,
+        status: 0,
+        message: format!("{} has no {p} target", env.name()),
+    }
+}
+
+/// The same error for every change of a batch.
+pub(crate) fn fail_all(
+    changes: &[Change],
+    e: &ProviderError,
+) -> Vec<Result<Applied, ProviderError>> {
+    changes.iter().map(|_| Err(e.clone())).collect()
+}
+
+/// Per-change results in order; a change no step answered (a no-op) counts as done.
+pub(crate) fn collect(
+    results: Vec<Option<Result<Applied, ProviderError>>>,
+) -> Vec<Result<Applied, ProviderError>> {
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Ok(Applied::default())))
+        .collect()
+}
+
 /// How to reach every platform.
 #[derive(Clone)]
 pub struct PlatformConfig {

@@ -350,10 +350,7 @@ impl Supabase {
             };
             results[i] = Some(res);
         }
-        results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| Ok(Applied::default())))
-            .collect()
+        crate::provider::collect(results)
     }
 }
 
@@ -442,11 +439,7 @@ impl Provider for Supabase {
                 .spec
                 .supabase
                 .as_ref()
-                .ok_or_else(|| ProviderError::Rejected {
-                    platform: P,
-                    status: 0,
-                    message: format!("{} has no supabase target", env.name()),
-                })?;
+                .ok_or_else(|| crate::provider::no_target(P, env))?;
             self.observe_env(&t.project_ref, &ctx).await
         })
     }
@@ -459,16 +452,7 @@ impl Provider for Supabase {
         Box::pin(async move {
             match env.spec.supabase.as_ref() {
                 Some(t) => self.apply_env(&t.project_ref, changes).await,
-                None => changes
-                    .iter()
-                    .map(|_| {
-                        Err(ProviderError::Rejected {
-                            platform: P,
-                            status: 0,
-                            message: "no supabase target".into(),
-                        })
-                    })
-                    .collect(),
+                None => crate::provider::fail_all(changes, &crate::provider::no_target(P, env)),
             }
         })
     }
