@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use crate::manifest::{self, DesiredState, Diagnostics, Platform, SecretContext};
 use crate::provider::{PlatformConfig, ProviderError, Providers, Rate, endpoint};
-use crate::reconcile::{Options, PassReport, ReconcileError, Reconciler};
+use crate::reconcile::{Look, Options, PassReport, ReconcileError, Reconciler};
 use crate::secret::SecretValue;
 use crate::secret::{Fingerprinter, Keyring};
 use crate::simulate::{Seed, SimConfig, SimHandle, SimTokens, Simulator};
@@ -211,17 +211,19 @@ pub async fn run(
         let (w, rx) = DirWatch::start(&cfg.manifests, cfg.debounce)?;
         (Some(w), rx)
     };
-    let mut schedule: BTreeMap<String, (Instant, bool)> = BTreeMap::new();
+    let mut schedule: BTreeMap<String, (Instant, Look)> = BTreeMap::new();
     // A manifest change plans every environment against the cache (no calls unless something
     // differs); `--once` observes everything afresh, as a CI job wants the truth.
     let due_all_now =
-        |rec: &Reconciler, schedule: &mut BTreeMap<String, (Instant, bool)>, fresh: bool| {
+        |rec: &Reconciler, schedule: &mut BTreeMap<String, (Instant, Look)>, fresh: bool| {
             if let Some(d) = rec.desired() {
                 let now = Instant::now();
                 schedule.retain(|k, _| d.environments.contains_key(k));
                 for name in d.environments.keys() {
-                    let f = fresh || schedule.get(name).is_some_and(|(_, f)| *f);
-                    schedule.insert(name.clone(), (now, f));
+                    // Keep the stronger look already due (a full observation, or following).
+                    let asked = if fresh { Look::Full } else { Look::Cache };
+                    let look = schedule.get(name).map_or(asked, |(_, l)| (*l).max(asked));
+                    schedule.insert(name.clone(), (now, look));
                 }
             }
         };
@@ -232,14 +234,14 @@ pub async fn run(
     let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {
         let now = Instant::now();
-        let due: BTreeMap<String, bool> = schedule
+        let due: BTreeMap<String, Look> = schedule
             .iter()
             .filter(|(_, (t, _))| *t <= now)
             .map(|(k, (_, f))| (k.clone(), *f))
             .collect();
         if !due.is_empty() {
             let report: PassReport = {
-                let pass = rec.pass(&due);
+                let pass = rec.pass_with(&due);
                 tokio::pin!(pass);
                 tokio::select! {
                     r = &mut pass => r?,

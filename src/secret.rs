@@ -124,6 +124,11 @@ impl Fingerprinter {
         Fingerprint(hex::encode(mac.finalize().into_bytes()))
     }
 
+    /// A short id of the key (not the key): tells whether cached fingerprints were made with it.
+    pub fn key_id(&self) -> String {
+        self.mac(b"key-id", b"").0[..16].to_string()
+    }
+
     /// The fingerprint of a value as read back from a platform or written by tether.
     pub fn of_value(&self, value: &str) -> Fingerprint {
         self.mac(b"value:", value.as_bytes())

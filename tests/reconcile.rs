@@ -357,3 +357,48 @@ fn vercel_project_id(w: &World, name: &str) -> String {
         .unwrap()
         .to_string()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_fingerprint_key_observes_afresh_instead_of_rewriting_everything() {
+    let mut w = World::new(SimConfig::default()).await;
+    w.converge().await;
+    // A new identity: a new key for fingerprints. Desired and observed are fingerprinted anew.
+    let fp = tether::secret::Fingerprinter::from_seed(b"another identity");
+    let mut loader = tether::daemon::Loader::new(
+        &w.manifests,
+        Some(tether::secret::Keyring::load(&support::harness::identity()).unwrap()),
+        fp.clone(),
+        "k".into(),
+    );
+    let desired = loader.reload().unwrap().unwrap();
+    let mut rec = tether::reconcile::Reconciler::new(
+        w.rec.store().clone(),
+        w.providers.clone(),
+        fp,
+        w.opts.clone(),
+    )
+    .unwrap();
+    rec.set_desired(Ok(desired));
+    w.sim.clear_requests();
+    let all: std::collections::BTreeMap<String, bool> = w.all(false);
+    let r = rec.pass(&all).await.unwrap();
+    assert_eq!(
+        r.observed, 15,
+        "everything observed afresh, though the cache was asked for"
+    );
+    // Values the platforms return (Railway, Supabase digests, Vercel plain) compare under the new
+    // key; only Vercel's write-only secrets must be written again.
+    let writes = w.writes();
+    assert!(
+        writes
+            .iter()
+            .all(|x| x.starts_with("POST /v10/projects/") || x == "POST /v13/deployments"),
+        "{writes:?}"
+    );
+    assert!(
+        !writes
+            .iter()
+            .any(|x| x.starts_with("mutation") || x.contains("/v1/projects/")),
+        "{writes:?}"
+    );
+}

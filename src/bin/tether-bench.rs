@@ -14,9 +14,8 @@ use tether::daemon::{DaemonConfig, Loader, Platforms, simulated_providers};
 use tether::manifest::{DesiredState, Platform};
 use tether::provider::Rate;
 use tether::provider::http::{RateScope, endpoint_key};
-use tether::reconcile::{Options, Reconciler};
+use tether::reconcile::{Look, Options, Reconciler};
 use tether::retry::Policy;
-use tether::secret::Fingerprinter;
 use tether::simulate::{RecordedRequest, Seed, SimConfig, SimHandle, Simulator, Timings};
 use tether::store::Store;
 
@@ -283,7 +282,9 @@ async fn run_one(args: &Args, n: usize) -> Report {
     let manifests = tmp.path().join("m");
     std::fs::create_dir_all(&manifests).unwrap();
     let envs = generate(&manifests, n);
-    let fp = Fingerprinter::from_seed(b"bench");
+    let store = Store::open(&tmp.path().join("state")).unwrap();
+    // The key the daemon itself will use on this store (a random one kept in it).
+    let fp = tether::daemon::fingerprinter(None, &store).unwrap();
     let mut loader = Loader::new(&manifests, None, fp.clone(), "none".into());
     let desired: DesiredState = loader.reload().unwrap().expect("valid manifests");
     let latency = Duration::from_millis(args.latency_ms);
@@ -315,7 +316,6 @@ async fn run_one(args: &Args, n: usize) -> Report {
         status_dir: Some(tmp.path().join("status")),
         ..Options::default()
     };
-    let store = Store::open(&tmp.path().join("state")).unwrap();
     let mut rec =
         Reconciler::new(store.clone(), providers.clone(), fp.clone(), opts.clone()).unwrap();
     rec.set_desired(Ok(desired.clone()));
@@ -336,14 +336,15 @@ async fn run_one(args: &Args, n: usize) -> Report {
     let mut guard = 0;
     while report.counts.ready < report.counts.resources && guard < 400 {
         guard += 1;
-        let soon: BTreeMap<String, bool> = report
+        // What the daemon would do: look again, as the pass asked, at what is due soonest.
+        let soon: BTreeMap<String, Look> = report
             .next
             .iter()
-            .filter(|(_, (d, _))| *d <= opts.follow)
-            .map(|(k, _)| (k.clone(), true))
+            .filter(|(_, (d, _))| *d <= opts.follow * 3)
+            .map(|(k, (_, l))| (k.clone(), *l))
             .collect();
         tokio::time::sleep(opts.follow).await;
-        report = rec.pass(&soon).await.unwrap();
+        report = rec.pass_with(&soon).await.unwrap();
     }
     let ready = t0.elapsed();
     assert_eq!(
@@ -389,13 +390,14 @@ async fn run_one(args: &Args, n: usize) -> Report {
         monitors: false,
         listen: None,
     };
+    let index = tmp.path().join("status/index.json");
+    let _ = std::fs::remove_file(&index);
     let t2 = Instant::now();
     let daemon = tokio::spawn(tether::daemon::run(
         cfg,
         store.clone(),
         Platforms::Given(providers.clone()),
     ));
-    let index = tmp.path().join("status/index.json");
     loop {
         let done = std::fs::read_to_string(&index)
             .ok()
@@ -408,12 +410,27 @@ async fn run_one(args: &Args, n: usize) -> Report {
     }
     let restart = t2.elapsed();
     let restart_writes = sim.requests().iter().filter(|r| is_write(r)).count();
-    // Edits to a Supabase environment's variable: one write each, no deploy.
+    if std::env::var("BENCH_DEBUG").is_ok() {
+        for r in sim.requests().iter().filter(|r| is_write(r)).take(8) {
+            eprintln!(
+                "restart write: {} {} {:?}",
+                r.method,
+                r.path,
+                r.body
+                    .as_ref()
+                    .map(|b| b.to_string().chars().take(150).collect::<String>())
+            );
+        }
+    }
+    // Edits to a Supabase environment's variable: one write each, no deploy. Only writes to that
+    // project count (the restarted daemon may still be verifying domains elsewhere).
+    let edited_ref = letters(2, 20);
     let file = manifests.join("env-2.yaml");
     let original = std::fs::read_to_string(&file).unwrap();
     let mut lat = Vec::new();
     for k in 0..args.edits {
-        let before = sim.requests().iter().filter(|r| is_write(r)).count();
+        let ours = |r: &RecordedRequest| is_write(r) && r.path.contains(&edited_ref);
+        let before = sim.requests().iter().filter(|r| ours(r)).count();
         std::fs::write(
             &file,
             original.replace("VAR_00: value-2-0", &format!("VAR_00: edit-{k}")),
@@ -421,7 +438,7 @@ async fn run_one(args: &Args, n: usize) -> Report {
         .unwrap();
         let t = Instant::now();
         loop {
-            if sim.requests().iter().filter(|r| is_write(r)).count() > before {
+            if sim.requests().iter().filter(|r| ours(r)).count() > before {
                 lat.push(t.elapsed().as_secs_f64() * 1000.0);
                 break;
             }

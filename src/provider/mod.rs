@@ -19,7 +19,7 @@ pub use error::ProviderError;
 pub use http::{ApiStats, Endpoint, Rate};
 
 use crate::manifest::{DesiredState, EnvironmentSpec, Platform, Resource};
-use crate::observed::ObservedEnv;
+use crate::observed::{ObservedDeployment, ObservedEnv};
 use crate::plan::Change;
 use crate::retry::Policy;
 use crate::secret::{Fingerprint, Fingerprinter, SecretValue};
@@ -60,6 +60,17 @@ pub trait Provider: Send + Sync {
 
     /// Request counters.
     fn stats(&self) -> Arc<ApiStats>;
+
+    /// Reads only the given deployments (by platform id), to follow them cheaply while they
+    /// progress: one call each instead of a whole observation. Platforms without deployments
+    /// return nothing.
+    fn follow<'a>(
+        &'a self,
+        _env: &'a Resource<EnvironmentSpec>,
+        _ids: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<ObservedDeployment>, ProviderError>> {
+        Box::pin(async { Ok(vec![]) })
+    }
 
     /// Reads everything tether manages for one environment.
     fn observe<'a>(

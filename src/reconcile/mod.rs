@@ -28,6 +28,19 @@ pub use domains::DomainChecks;
 pub use ledger::{DeploymentRecord, GateReading, HealthSource, Hold};
 pub use report::PassReport;
 
+/// A followed deployment's fresh reading, keeping what a single read does not say (whether it
+/// serves, its branch).
+fn merge_followed(
+    old: &crate::observed::ObservedDeployment,
+    new: crate::observed::ObservedDeployment,
+) -> crate::observed::ObservedDeployment {
+    crate::observed::ObservedDeployment {
+        active: old.active && new.status == DeployStatus::Success,
+        branch: new.branch.or(old.branch.clone()),
+        ..new
+    }
+}
+
 /// Errors that stop a pass (platform errors do not: they go to status).
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
@@ -35,6 +48,23 @@ pub enum ReconcileError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Status(#[from] StatusError),
+}
+
+/// How to look at an environment in a pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Look {
+    /// Plan against the cached observation (a manifest change, a pending redeploy).
+    Cache,
+    /// Read only the deployments in progress, one call each (following a deploy).
+    Follow,
+    /// Observe everything afresh (resync, after a failure, domains in progress).
+    Full,
+}
+
+impl From<bool> for Look {
+    fn from(fresh: bool) -> Look {
+        if fresh { Look::Full } else { Look::Cache }
+    }
 }
 
 /// Knobs of the loop.
@@ -130,7 +160,23 @@ impl Reconciler {
         fp: Fingerprinter,
         opts: Options,
     ) -> Result<Self, ReconcileError> {
-        let observed = store.observed()?;
+        let mut observed = store.observed()?;
+        // Fingerprints cached under another key (a new or rotated identity) compare as changed:
+        // observe everything afresh and forget the last writes instead of rewriting them all.
+        let key_id = fp.key_id();
+        if store
+            .get::<String>(trees::META, "fingerprint-key-id")?
+            .is_some_and(|k| k != key_id)
+        {
+            tracing::warn!(
+                "the fingerprint key changed (a new age identity?): observing every environment afresh"
+            );
+            for env in observed.environments.values_mut() {
+                env.knowledge = Knowledge::Unknown;
+            }
+            store.remove_prefix(trees::WRITES, "")?;
+        }
+        store.put(trees::META, "fingerprint-key-id", &key_id)?;
         let mut last_writes: BTreeMap<String, BTreeMap<String, LastWrite>> = BTreeMap::new();
         for (k, lw) in store.scan::<LastWrite>(trees::WRITES, "")? {
             if let Some((env, key)) = k.split_once('/') {
@@ -227,7 +273,7 @@ impl Reconciler {
     /// those with an intent left by a crash.
     fn needs_observe(
         &self,
-        due: &BTreeMap<String, bool>,
+        due: &BTreeMap<String, Look>,
     ) -> Result<BTreeSet<String>, ReconcileError> {
         let pending: BTreeSet<String> = journal::pending(&self.store)?
             .into_iter()
@@ -235,8 +281,8 @@ impl Reconciler {
             .collect();
         Ok(due
             .iter()
-            .filter(|(env, fresh)| {
-                **fresh
+            .filter(|(env, look)| {
+                **look == Look::Full
                     || pending.contains(*env)
                     || self
                         .observed
@@ -339,6 +385,84 @@ impl Reconciler {
         &mut self,
         due: &BTreeMap<String, bool>,
     ) -> Result<PassReport, ReconcileError> {
+        let due: BTreeMap<String, Look> = due
+            .iter()
+            .map(|(k, v)| (k.clone(), Look::from(*v)))
+            .collect();
+        self.pass_with(&due).await
+    }
+
+    /// Follows the deployments in progress of these environments: one call per deployment.
+    async fn follow(
+        &mut self,
+        desired: &Arc<DesiredState>,
+        envs: &BTreeSet<String>,
+    ) -> Result<(), ReconcileError> {
+        for name in envs {
+            let Some(env) = desired.environments.get(name) else {
+                continue;
+            };
+            let Some(provider) = self.providers.get(env.spec.platform).cloned() else {
+                continue;
+            };
+            let Some(obs) = self.observed.environments.get(name) else {
+                continue;
+            };
+            let ids: Vec<String> = obs
+                .deployments
+                .iter()
+                .take(3)
+                .filter(|d| d.status.in_progress())
+                .map(|d| d.id.clone())
+                .collect();
+            if ids.is_empty() {
+                continue;
+            }
+            match provider.follow(env, &ids).await {
+                Ok(fresh) => {
+                    let obs = self.observed.environments.get_mut(name).expect("present");
+                    for d in fresh {
+                        let became_active = d.status == DeployStatus::Success;
+                        if let Some(slot) = obs.deployments.iter_mut().find(|x| x.id == d.id) {
+                            let keep_logs = slot.logs_url.clone();
+                            *slot = merge_followed(slot, d);
+                            if slot.logs_url.is_none() {
+                                slot.logs_url = keep_logs;
+                            }
+                        }
+                        if became_active {
+                            // The newest successful deployment serves now.
+                            let newest = obs
+                                .deployments
+                                .iter()
+                                .filter(|x| x.status == DeployStatus::Success)
+                                .map(|x| x.created_at)
+                                .max();
+                            for x in obs.deployments.iter_mut() {
+                                x.active = x.status == DeployStatus::Success
+                                    && Some(x.created_at) == newest;
+                            }
+                        }
+                    }
+                    let snapshot = obs.clone();
+                    self.ledger_sync(name, &snapshot)?;
+                    self.store.put_observed_env(name, &snapshot)?;
+                }
+                Err(e) => {
+                    tracing::warn!(environment = %name, error = %e, "following deployments failed");
+                    self.observe_errors.insert(name.clone(), e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One pass: each due environment looked at as asked.
+    pub async fn pass_with(
+        &mut self,
+        due: &BTreeMap<String, Look>,
+    ) -> Result<PassReport, ReconcileError> {
+        let due = &due.clone();
         let started = tokio::time::Instant::now();
         let Some(desired) = self.desired.clone() else {
             self.write_status()?;
@@ -347,6 +471,12 @@ impl Reconciler {
         let to_observe = self.needs_observe(due)?;
         let observed_before: u64 = self.api_calls();
         self.observe(&desired, &to_observe).await?;
+        let to_follow: BTreeSet<String> = due
+            .iter()
+            .filter(|(k, l)| **l == Look::Follow && !to_observe.contains(*k))
+            .map(|(k, _)| k.clone())
+            .collect();
+        self.follow(&desired, &to_follow).await?;
         self.check_domains(&desired, &to_observe).await?;
         let now = Utc::now();
         self.before_plan(&desired, now)?;
@@ -408,14 +538,14 @@ impl Reconciler {
 
     /// When each environment should next be looked at: soon while something is in progress,
     /// after a backoff when it failed, else at the next resync.
-    fn schedule(&mut self, desired: &DesiredState) -> BTreeMap<String, (Duration, bool)> {
+    fn schedule(&mut self, desired: &DesiredState) -> BTreeMap<String, (Duration, Look)> {
         let mut out = BTreeMap::new();
         let jitter = |d: Duration| d.mul_f64(0.9 + rand::random::<f64>() * 0.2);
         for name in desired.environments.keys() {
             let obs: &ObservedEnv = match self.observed.environments.get(name) {
                 Some(o) => o,
                 None => {
-                    out.insert(name.clone(), (self.opts.follow, true));
+                    out.insert(name.clone(), (self.opts.follow, Look::Full));
                     continue;
                 }
             };
@@ -425,22 +555,22 @@ impl Reconciler {
                         r.status == DeployStatus::Success && r.health == ledger::Health::Pending
                     })
                 });
-            let in_progress = obs.redeploy_needed_since.is_some()
+            let waiting_here = obs.redeploy_needed_since.is_some()
                 || gate_pending
-                || self.rollback_requests.contains_key(name)
-                || obs
-                    .deployments
-                    .iter()
-                    .take(3)
-                    .any(|d| d.status.in_progress())
-                || desired.domains_of(name).any(|d| {
-                    obs.domains.get(&d.spec.name).is_none_or(|o| {
-                        !o.verified
-                            || o.certificate
-                                .as_ref()
-                                .is_some_and(|c| !record::cert_ok(&c.status))
-                    })
-                });
+                || self.rollback_requests.contains_key(name);
+            let deploying = obs
+                .deployments
+                .iter()
+                .take(3)
+                .any(|d| d.status.in_progress());
+            let domains_pending = desired.domains_of(name).any(|d| {
+                obs.domains.get(&d.spec.name).is_none_or(|o| {
+                    !o.verified
+                        || o.certificate
+                            .as_ref()
+                            .is_some_and(|c| !record::cert_ok(&c.status))
+                })
+            });
             let failed = self.observe_errors.contains_key(name)
                 || self.outcomes.iter().any(|(k, o)| {
                     &k.environment == name && o.error.as_ref().is_some_and(|e| e.is_retryable())
@@ -454,14 +584,19 @@ impl Reconciler {
                     b.next_delay()
                         .unwrap_or(self.opts.resync)
                         .min(self.opts.resync),
-                    true,
+                    Look::Full,
                 )
-            } else if in_progress {
-                self.backoffs.remove(name);
-                (self.opts.follow, true)
             } else {
                 self.backoffs.remove(name);
-                (jitter(self.opts.resync), true)
+                if domains_pending {
+                    (self.opts.follow * 3, Look::Full)
+                } else if deploying {
+                    (self.opts.follow, Look::Follow)
+                } else if waiting_here {
+                    (self.opts.follow, Look::Cache)
+                } else {
+                    (jitter(self.opts.resync), Look::Full)
+                }
             };
             out.insert(name.clone(), next);
         }

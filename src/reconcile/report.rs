@@ -21,8 +21,8 @@ pub struct PassReport {
     pub api_calls: u64,
     pub duration: Duration,
     pub counts: Counts,
-    /// Environment → (when to look again, observe afresh).
-    pub next: BTreeMap<String, (Duration, bool)>,
+    /// Environment → (when to look again, and how).
+    pub next: BTreeMap<String, (Duration, super::Look)>,
     /// The status this pass wrote.
     pub status: Option<(Index, Vec<EnvStatus>)>,
 }

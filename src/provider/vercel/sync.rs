@@ -380,6 +380,19 @@ fn git_source(desired: &DesiredState, env: &str, sha: &str, branch: Option<&str>
 }
 
 impl Provider for Vercel {
+    fn follow<'a>(
+        &'a self,
+        _env: &'a Resource<EnvironmentSpec>,
+        ids: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<ObservedDeployment>, ProviderError>> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                out.push(self.deployment(id).await?);
+            }
+            Ok(out)
+        })
+    }
     fn platform(&self) -> Platform {
         P
     }
