@@ -30,6 +30,15 @@ fn args() -> Args {
         interval: 10,
         day: true,
     };
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this as a quick smoke test.
+    if !std::env::args().any(|a| a.starts_with("--")) {
+        a = Args {
+            seconds: 2,
+            monitors: 20,
+            interval: 1,
+            day: false,
+        };
+    }
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().and_then(|v| v.parse::<u64>().ok());
