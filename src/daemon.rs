@@ -212,7 +212,9 @@ pub async fn run(
         (Some(w), rx)
     };
     let mut schedule: BTreeMap<String, (Instant, Look)> = BTreeMap::new();
-    // A manifest change plans every environment against the cache (no calls unless something
+    // Environments to plan again from the cache at once, their manifests having changed.
+    let mut replan: std::collections::BTreeSet<String> = Default::default();
+    // The first pass plans every environment against the cache (no calls unless something
     // differs); `--once` observes everything afresh, as a CI job wants the truth.
     let due_all_now =
         |rec: &Reconciler, schedule: &mut BTreeMap<String, (Instant, Look)>, fresh: bool| {
@@ -232,19 +234,92 @@ pub async fn run(
     rec.write_status()?;
     let deadline = Instant::now() + cfg.once_timeout;
     let mut shutdown = std::pin::pin!(shutdown_signal());
+    // Manifests read after a change, not yet put in force.
+    let mut pending: Option<Result<DesiredState, Diagnostics>> = None;
     loop {
+        if let Some(loaded) = pending.take() {
+            match &loaded {
+                Ok(d) => tracing::info!(revision = %d.revision, "manifests changed"),
+                Err(e) => tracing::warn!(errors = e.len(), "manifests changed and are invalid"),
+            }
+            let before = rec.desired().cloned();
+            rec.set_desired(loaded);
+            if let Some(d) = rec.desired().filter(|_| cfg.monitors) {
+                watchdog.apply(d, &servable);
+            }
+            let _ = desired_tx.send(rec.desired().cloned());
+            // Only the environments whose manifests changed are planned again now,
+            // from the cache; the others keep their schedule (a warm start's spread
+            // of fresh observations is not pulled forward by an unrelated edit).
+            if let Some(d) = rec.desired() {
+                schedule.retain(|k, _| d.environments.contains_key(k));
+                replan = d.changed_environments(before.as_deref());
+            }
+            if replan.is_empty() {
+                // Nothing to converge (invalid manifests, or back to the last good
+                // ones): the status still says what the manifests are now.
+                let status = rec.write_status()?;
+                publish(&server, &rec, Some(status), !first_pass);
+            }
+        }
         let now = Instant::now();
-        let due: BTreeMap<String, Look> = schedule
-            .iter()
-            .filter(|(_, (t, _))| *t <= now)
+        // Observations (calls) due now, earliest first and at most one wave of them, so one
+        // pass stays short and a saved manifest waits behind little; the rest follow at once.
+        let mut ripe: Vec<(&String, &(Instant, Look))> =
+            schedule.iter().filter(|(_, (t, _))| *t <= now).collect();
+        ripe.sort_by_key(|(_, (t, _))| *t);
+        let wave = if cfg.once {
+            usize::MAX
+        } else {
+            cfg.opts.per_platform_concurrency.max(1)
+        };
+        let mut calling = 0;
+        let scheduled: BTreeMap<String, Look> = ripe
+            .into_iter()
+            .filter(|(_, (_, look))| {
+                let calls = *look != Look::Cache;
+                calling += usize::from(calls);
+                !calls || calling <= wave
+            })
             .map(|(k, (_, f))| (k.clone(), *f))
             .collect();
+        // A manifest change is planned on its own, ahead of due observations, so the time
+        // from a save to its write does not grow with what else is scheduled.
+        let (scheduled, due) = if replan.is_empty() {
+            (scheduled.clone(), scheduled)
+        } else {
+            let due: BTreeMap<String, Look> = std::mem::take(&mut replan)
+                .into_iter()
+                .map(|env| {
+                    let look = scheduled.get(&env).copied().unwrap_or(Look::Cache);
+                    (env, look)
+                })
+                .collect();
+            let scheduled = scheduled
+                .into_iter()
+                .filter(|(k, _)| due.contains_key(k))
+                .collect();
+            (scheduled, due)
+        };
         if !due.is_empty() {
             let report: PassReport = {
                 let pass = rec.pass_with(&due);
                 tokio::pin!(pass);
-                tokio::select! {
-                    r = &mut pass => r?,
+                loop {
+                    tokio::select! {
+                        r = &mut pass => break r?,
+                        // Read a change while the pass runs, so it is in force the moment
+                        // the pass ends.
+                        Some(()) = changes.recv() => {
+                            while changes.try_recv().is_ok() {}
+                            if let Some(w) = watch.as_mut() {
+                                w.refresh();
+                            }
+                            if let Some(loaded) = loader.reload() {
+                                pending = Some(loaded);
+                            }
+                            continue;
+                        }
                     _ = &mut shutdown => {
                         tracing::info!("stopping: letting in-flight calls finish (at most 10s)");
                         let _ = tokio::time::timeout(Duration::from_secs(10), pass).await;
@@ -253,19 +328,25 @@ pub async fn run(
                         store.flush()?;
                         return Ok(Exit::Done);
                     }
+                    }
                 }
             };
             let now = Instant::now();
             for (env, (delay, fresh)) in &report.next {
-                if due.contains_key(env) || !schedule.contains_key(env) {
-                    // After a warm start, every environment is observed afresh soon (spread
-                    // over a minute), so drift while tether was down is caught.
-                    let delay = if first_pass {
-                        (*delay).min(Duration::from_secs_f64(rand::random::<f64>() * 60.0))
-                    } else {
-                        *delay
-                    };
-                    schedule.insert(env.clone(), (now + delay, *fresh));
+                // After a warm start, every environment is observed afresh soon (spread
+                // over a minute), so drift while tether was down is caught.
+                let delay = if first_pass {
+                    (*delay).min(Duration::from_secs_f64(rand::random::<f64>() * 60.0))
+                } else {
+                    *delay
+                };
+                let at = now + delay;
+                // An environment replanned only for a manifest change keeps an earlier
+                // observation it had scheduled; one that was due takes what the pass asks.
+                let keep = !scheduled.contains_key(env)
+                    && schedule.get(env).is_some_and(|(t, _)| *t <= at);
+                if !keep {
+                    schedule.insert(env.clone(), (at, *fresh));
                 }
             }
             first_pass = false;
@@ -299,7 +380,24 @@ pub async fn run(
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         let next = if cfg.once { next.min(deadline) } else { next };
         tokio::select! {
-            _ = tokio::time::sleep_until(next) => {}
+            // A saved manifest goes before due observations and monitor results.
+            biased;
+            _ = &mut shutdown => {
+                tracing::info!("stopping");
+                watchdog.persist(chrono::Utc::now());
+                watchdog.stop();
+                store.flush()?;
+                return Ok(Exit::Done);
+            }
+            Some(()) = changes.recv() => {
+                while changes.try_recv().is_ok() {}
+                if let Some(w) = watch.as_mut() {
+                    w.refresh();
+                }
+                if let Some(loaded) = loader.reload() {
+                    pending = Some(loaded);
+                }
+            }
             Some((monitor, result)) = watchdog.next() => {
                 watchdog.record(&monitor, result);
                 if cfg.once {
@@ -318,31 +416,7 @@ pub async fn run(
                 let status = rec.write_status()?;
                 publish(&server, &rec, Some(status), !first_pass);
             }
-            Some(()) = changes.recv() => {
-                while changes.try_recv().is_ok() {}
-                if let Some(w) = watch.as_mut() {
-                    w.refresh();
-                }
-                if let Some(loaded) = loader.reload() {
-                    match &loaded {
-                        Ok(d) => tracing::info!(revision = %d.revision, "manifests changed"),
-                        Err(e) => tracing::warn!(errors = e.len(), "manifests changed and are invalid"),
-                    }
-                    rec.set_desired(loaded);
-                    if let Some(d) = rec.desired().filter(|_| cfg.monitors) {
-                        watchdog.apply(d, &servable);
-                    }
-                    let _ = desired_tx.send(rec.desired().cloned());
-                    due_all_now(&rec, &mut schedule, false);
-                }
-            }
-            _ = &mut shutdown => {
-                tracing::info!("stopping");
-                watchdog.persist(chrono::Utc::now());
-                watchdog.stop();
-                store.flush()?;
-                return Ok(Exit::Done);
-            }
+            _ = tokio::time::sleep_until(next) => {}
         }
     }
 }

@@ -28,6 +28,28 @@ async fn converges_vocilia_from_empty_and_a_second_pass_writes_nothing() {
     assert!(index.all_ready() && index.manifests.valid && index.manifests.revision.is_some());
     // Idempotent: a fresh observation of converged state plans zero writes.
     w.sim.clear_requests();
+    let dir = w.tmp.path().join("status");
+    let modified = |env: &str| {
+        std::fs::metadata(dir.join(format!("{env}.json")))
+            .and_then(|m| m.modified())
+            .unwrap()
+    };
+    let before = modified("prod-customer");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let r = w.rec.pass(&w.all(false)).await.unwrap();
+    assert_eq!(r.writes, 0);
+    // Nothing changed: each condition keeps the time it last changed, and the file is left
+    // alone (a pass at 10,000 resources would otherwise sync 500 files to disk).
+    let (_, again) = tether::status::read_all(&dir).unwrap();
+    assert_eq!(
+        again, envs,
+        "status is unchanged, transition times included"
+    );
+    assert_eq!(
+        modified("prod-customer"),
+        before,
+        "an unchanged file is not rewritten"
+    );
     let r = w.rec.pass(&w.all(true)).await.unwrap();
     assert_eq!(r.writes, 0);
     assert_eq!(w.writes(), Vec::<String>::new());

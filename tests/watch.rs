@@ -146,3 +146,39 @@ async fn a_symlink_swapped_to_a_new_revision_gives_one_pass_and_is_followed() {
         "edit in the new revision"
     );
 }
+
+/// A change is planned again only where it lands: the environment whose variable, monitor or
+/// manifest changed, and every environment when there was no state before.
+#[test]
+fn only_the_environments_a_change_touches_are_replanned() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("m");
+    copy_dir(&root().join("examples/vocilia"), &dir);
+    let mut l = loader(&dir);
+    let before = l.reload();
+    assert!(before.is_none(), "nothing changed yet");
+    let k = Keyring::load(&identity()).unwrap();
+    let fp = k.fingerprinter();
+    let mut fresh = Loader::new(&dir, Some(k), fp, "t".into());
+    let old = fresh.reload().unwrap().unwrap();
+    assert_eq!(old.changed_environments(None).len(), old.environments.len());
+    assert!(old.changed_environments(Some(&old)).is_empty());
+
+    let vars = dir.join("customer/variables.yaml");
+    let text = std::fs::read_to_string(&vars).unwrap();
+    std::fs::write(
+        &vars,
+        text.replacen("demo-anon-key-prod", "demo-anon-key-prod-2", 1),
+    )
+    .unwrap();
+    let new = fresh.reload().unwrap().unwrap();
+    let changed: Vec<String> = new.changed_environments(Some(&old)).into_iter().collect();
+    assert_eq!(changed, vec!["prod-customer".to_string()]);
+
+    let mons = dir.join("customer/monitors.yaml");
+    let text = std::fs::read_to_string(&mons).unwrap();
+    std::fs::write(&mons, text.replacen("interval: 30s", "interval: 45s", 1)).unwrap();
+    let newer = fresh.reload().unwrap().unwrap();
+    let changed: Vec<String> = newer.changed_environments(Some(&new)).into_iter().collect();
+    assert_eq!(changed.len(), 1, "one monitor's environment: {changed:?}");
+}

@@ -409,6 +409,12 @@ async fn run_one(args: &Args, n: usize) -> Report {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let restart = t2.elapsed();
+    eprintln!(
+        "tether-bench: {n}: cold {:.1} s, ready {:.1} s, restart {:.1} s",
+        writes_done.as_secs_f64(),
+        ready.as_secs_f64(),
+        restart.as_secs_f64()
+    );
     let restart_writes = sim.requests().iter().filter(|r| is_write(r)).count();
     if std::env::var("BENCH_DEBUG").is_ok() {
         for r in sim.requests().iter().filter(|r| is_write(r)).take(8) {
@@ -430,7 +436,7 @@ async fn run_one(args: &Args, n: usize) -> Report {
     let mut lat = Vec::new();
     for k in 0..args.edits {
         let ours = |r: &RecordedRequest| is_write(r) && r.path.contains(&edited_ref);
-        let before = sim.requests().iter().filter(|r| ours(r)).count();
+        let mut seen = sim.request_count();
         std::fs::write(
             &file,
             original.replace("VAR_00: value-2-0", &format!("VAR_00: edit-{k}")),
@@ -438,7 +444,9 @@ async fn run_one(args: &Args, n: usize) -> Report {
         .unwrap();
         let t = Instant::now();
         loop {
-            if sim.requests().iter().filter(|r| ours(r)).count() > before {
+            let new = sim.requests_since(seen);
+            seen += new.len();
+            if new.iter().any(ours) {
                 lat.push(t.elapsed().as_secs_f64() * 1000.0);
                 break;
             }
@@ -490,6 +498,13 @@ async fn run_one(args: &Args, n: usize) -> Report {
 fn main() {
     let args = Args::parse();
     if let Some(n) = args.child {
+        // Logs only when asked for (RUST_LOG=tether=info), to see where a slow size spends time.
+        if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .init();
+        }
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -513,11 +528,10 @@ fn main() {
                 "--concurrency",
                 &args.concurrency.to_string(),
             ])
-            .env("RUST_LOG", "off")
+            .stderr(std::process::Stdio::inherit())
             .output()
             .expect("run a size");
         if !out.status.success() {
-            eprintln!("{}", String::from_utf8_lossy(&out.stderr));
             std::process::exit(1);
         }
         let line = String::from_utf8_lossy(&out.stdout);

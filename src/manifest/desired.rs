@@ -142,6 +142,46 @@ impl DesiredState {
             .find(|c| c.spec.domain == hostname)
     }
 
+    /// The environments whose desired state differs between `old` and `self`: their own
+    /// manifest, variables, domains with their certificates, deployment, monitors or backup
+    /// policies. Every environment when there was none before or `Requirements` changed.
+    /// Environments only in `old` are not listed (the daemon drops them).
+    pub fn changed_environments(
+        &self,
+        old: Option<&DesiredState>,
+    ) -> std::collections::BTreeSet<String> {
+        let Some(old) = old.filter(|o| o.requirements == self.requirements) else {
+            return self.environments.keys().cloned().collect();
+        };
+        self.environments
+            .keys()
+            .filter(|env| !self.same_environment(old, env))
+            .cloned()
+            .collect()
+    }
+
+    fn same_environment(&self, old: &DesiredState, env: &str) -> bool {
+        let policies = |d: &DesiredState| -> Vec<_> {
+            d.backup_policies
+                .values()
+                .filter(|p| p.spec.environment == env)
+                .cloned()
+                .collect()
+        };
+        let domains = |d: &DesiredState| -> Vec<_> {
+            d.domains_of(env)
+                .map(|dom| (dom.clone(), d.certificate_for(&dom.spec.name).cloned()))
+                .collect()
+        };
+        let monitors = |d: &DesiredState| -> Vec<_> { d.monitors_of(env).cloned().collect() };
+        old.environments.get(env) == self.environments.get(env)
+            && old.variables.get(env) == self.variables.get(env)
+            && old.deployment_of(env) == self.deployment_of(env)
+            && domains(old) == domains(self)
+            && monitors(old) == monitors(self)
+            && policies(old) == policies(self)
+    }
+
     /// Number of resources tether converges or watches.
     pub fn resource_count(&self) -> usize {
         self.environments.len()

@@ -282,25 +282,30 @@ impl Http {
         }
         let key = (!self.keyed.is_empty())
             .then(|| endpoint_key(self.ep.platform, &call.method, &call.path));
-        loop {
-            let waits = self.buckets.iter().map(|b| b.check().err()).chain(
-                self.keyed
-                    .iter()
-                    .map(|b| b.check_key(key.as_ref().expect("key")).err()),
-            );
-            let Some(wait) = waits
-                .flatten()
-                .map(|n| n.wait_time_from(DefaultClock::default().now()))
-                .max()
-            else {
-                return;
-            };
-            self.stats.rate_limit_waits.fetch_add(1, Ordering::Relaxed);
-            self.stats
-                .rate_limit_wait_ms
-                .fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
-            tokio::time::sleep(wait.max(Duration::from_millis(1))).await;
+        // Each bucket in turn, each taking exactly one cell per request: checking them all
+        // again after a wait would take a cell from every bucket that allowed it, and the
+        // waiters for a per-second bucket would drain an hourly budget without sending.
+        for b in &self.buckets {
+            while let Err(n) = b.check() {
+                self.wait(n.wait_time_from(DefaultClock::default().now()))
+                    .await;
+            }
         }
+        for b in &self.keyed {
+            let key = key.as_ref().expect("key");
+            while let Err(n) = b.check_key(key) {
+                self.wait(n.wait_time_from(DefaultClock::default().now()))
+                    .await;
+            }
+        }
+    }
+
+    async fn wait(&self, wait: Duration) {
+        self.stats.rate_limit_waits.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .rate_limit_wait_ms
+            .fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
+        tokio::time::sleep(wait.max(Duration::from_millis(1))).await;
     }
 
     async fn attempt(&self, call: &Call<'_>) -> Result<Reply, ProviderError> {
@@ -513,6 +518,43 @@ mod tests {
             ),
             "GET /v1/projects/abcdefghijklmnopqrst/secrets"
         );
+    }
+
+    /// Waiting on a per-second bucket must not spend the hourly budget: 40 requests at 20/s
+    /// take exactly 40 of the 1,000 hourly cells.
+    #[tokio::test]
+    async fn waiting_on_one_bucket_takes_nothing_from_the_others() {
+        let http = Http::new(Endpoint {
+            platform: Platform::Railway,
+            base: "http://127.0.0.1:9".into(),
+            token: SecretValue::new("t".into()),
+            token_var: "RAILWAY_TOKEN",
+            rates: vec![Rate::per_second(20), Rate::per_hour(1000)],
+            rate_scope: RateScope::Platform,
+            extra_query: vec![],
+            timeout: Duration::from_secs(1),
+            retry: Policy::REQUEST,
+        });
+        let http = Arc::new(http);
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..40 {
+            let http = http.clone();
+            tasks.spawn(async move { http.throttle(&Call::get("/graphql/v2")).await });
+        }
+        tasks.join_all().await;
+        assert!(
+            http.stats.get(&http.stats.rate_limit_waits) > 0,
+            "the test must wait"
+        );
+        let hourly = &http.buckets[1];
+        assert!(
+            hourly
+                .check_n(NonZeroU32::new(960).unwrap())
+                .unwrap()
+                .is_ok(),
+            "960 hourly cells must be left"
+        );
+        assert!(hourly.check().is_err(), "and no more than 960");
     }
 
     #[test]

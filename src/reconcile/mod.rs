@@ -150,6 +150,8 @@ pub struct Reconciler {
     dns_reports: BTreeMap<String, crate::dns::DnsReport>,
     /// The last TLS probe of each hostname.
     probes: BTreeMap<String, Result<crate::certs::Probe, crate::certs::ProbeError>>,
+    /// Conditions' transition times, carried from pass to pass.
+    transitions: report::Transitions,
 }
 
 impl Reconciler {
@@ -211,6 +213,7 @@ impl Reconciler {
             gate_notices: Vec::new(),
             dns_reports: BTreeMap::new(),
             probes: BTreeMap::new(),
+            transitions: Default::default(),
         })
     }
 
@@ -529,7 +532,15 @@ impl Reconciler {
 
     /// Builds status and writes it when a status directory is configured.
     pub fn write_status(&self) -> Result<(Index, Vec<EnvStatus>), ReconcileError> {
-        let (index, envs) = report::build(self);
+        let (index, mut envs) = report::build(self);
+        if self.transitions.is_empty()
+            && let Some(dir) = &self.opts.status_dir
+            && let Ok((_, mut before)) = status::read_all(dir)
+        {
+            // The status files of the last run hold when each condition last changed.
+            self.transitions.stamp(&mut before);
+        }
+        self.transitions.stamp(&mut envs);
         if let Some(dir) = &self.opts.status_dir {
             status::write_all(dir, &index, &envs)?;
         }

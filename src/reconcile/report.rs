@@ -27,6 +27,48 @@ pub struct PassReport {
     pub status: Option<(Index, Vec<EnvStatus>)>,
 }
 
+/// When each condition last changed status, so `lastTransitionTime` means what it means in
+/// Kubernetes (and a status file whose content did not change is not rewritten).
+#[derive(Debug, Default)]
+pub(super) struct Transitions(std::sync::Mutex<BTreeMap<ConditionKey, (String, When)>>);
+
+/// A condition's scope (environment, or environment/kind/name) and type.
+type ConditionKey = (String, String);
+type When = chrono::DateTime<Utc>;
+
+impl Transitions {
+    pub(super) fn is_empty(&self) -> bool {
+        self.0.lock().expect("transitions").is_empty()
+    }
+
+    /// Keeps each condition's earlier transition time while its status is unchanged.
+    pub(super) fn stamp(&self, envs: &mut [EnvStatus]) {
+        let mut seen = self.0.lock().expect("transitions");
+        let mut next = BTreeMap::new();
+        let mut fix = |scope: String, cs: &mut [Condition]| {
+            for c in cs {
+                let key = (scope.clone(), c.kind.clone());
+                if let Some((status, at)) = seen.remove(&key)
+                    && status == c.status
+                {
+                    c.last_transition_time = at;
+                }
+                next.insert(key, (c.status.clone(), c.last_transition_time));
+            }
+        };
+        for e in envs {
+            fix(e.environment.clone(), &mut e.conditions);
+            for r in &mut e.resources {
+                fix(
+                    format!("{}/{}/{}", e.environment, r.kind, r.name),
+                    &mut r.conditions,
+                );
+            }
+        }
+        *seen = next;
+    }
+}
+
 fn conditions(state: State, reason: &str, message: &str) -> Vec<Condition> {
     let now = Utc::now();
     let c = |kind: &str, on: bool| Condition {

@@ -229,17 +229,21 @@ pub fn env_file(name: &str) -> String {
 
 /// Writes every environment's file and the index; removes files of environments that are gone.
 pub fn write_all(dir: &Path, index: &Index, envs: &[EnvStatus]) -> Result<(), StatusError> {
+    let mut files = std::collections::BTreeSet::new();
     for e in envs {
         let bytes = serde_json::to_vec_pretty(e).expect("status serializes");
-        write_atomic(&dir.join(env_file(&e.environment)), &bytes)?;
+        let path = dir.join(env_file(&e.environment));
+        // An unchanged file is left alone: a pass touches few environments, and each write
+        // is synced to disk.
+        if std::fs::read(&path).ok().as_deref() != Some(bytes.as_slice()) {
+            write_atomic(&path, &bytes)?;
+        }
+        files.insert(env_file(&e.environment));
     }
     if let Ok(entries) = std::fs::read_dir(dir) {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.ends_with(".json")
-                && name != "index.json"
-                && !envs.iter().any(|e| env_file(&e.environment) == name)
-            {
+            if name.ends_with(".json") && name != "index.json" && !files.contains(&name) {
                 let _ = std::fs::remove_file(entry.path());
             }
         }
