@@ -379,6 +379,12 @@ pub async fn run(
             .min()
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         let next = if cfg.once { next.min(deadline) } else { next };
+        // Manifests read during the pass go into force at once.
+        let next = if pending.is_some() {
+            Instant::now()
+        } else {
+            next
+        };
         tokio::select! {
             // A saved manifest goes before due observations and monitor results.
             biased;
