@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tether::daemon::{DaemonConfig, Loader, Platforms, simulated_providers};
 use tether::manifest::{DesiredState, Platform};
 use tether::provider::Rate;
-use tether::provider::http::{RateScope, endpoint_key};
+use tether::provider::http::endpoint_key;
 use tether::reconcile::{Look, Options, Reconciler};
 use tether::retry::Policy;
 use tether::simulate::{RecordedRequest, Seed, SimConfig, SimHandle, Simulator, Timings};
@@ -416,18 +416,6 @@ async fn run_one(args: &Args, n: usize) -> Report {
         restart.as_secs_f64()
     );
     let restart_writes = sim.requests().iter().filter(|r| is_write(r)).count();
-    if std::env::var("BENCH_DEBUG").is_ok() {
-        for r in sim.requests().iter().filter(|r| is_write(r)).take(8) {
-            eprintln!(
-                "restart write: {} {} {:?}",
-                r.method,
-                r.path,
-                r.body
-                    .as_ref()
-                    .map(|b| b.to_string().chars().take(150).collect::<String>())
-            );
-        }
-    }
     // Edits to a Supabase environment's variable: one write each, no deploy. Only writes to that
     // project count (the restarted daemon may still be verifying domains elsewhere).
     let edited_ref = letters(2, 20);
@@ -539,7 +527,6 @@ fn main() {
             serde_json::from_str(line.lines().last().unwrap_or("")).expect("child report");
         reports.push(r);
     }
-    let _ = RateScope::Endpoint;
     println!(
         "| figure | {} |",
         reports
