@@ -313,13 +313,8 @@ pub async fn run(
                         // Read a change while the pass runs, so it is in force the moment
                         // the pass ends.
                         Some(()) = changes.recv() => {
-                            while changes.try_recv().is_ok() {}
-                            if let Some(w) = watch.as_mut() {
-                                w.refresh();
-                            }
-                            if let Some(loaded) = loader.reload() {
-                                pending = Some(loaded);
-                            }
+                            pending = read_change(&mut changes, watch.as_mut(), &mut loader)
+                                .or(pending);
                             continue;
                         }
                     _ = &mut shutdown => {
@@ -398,13 +393,7 @@ pub async fn run(
                 return Ok(Exit::Done);
             }
             Some(()) = changes.recv() => {
-                while changes.try_recv().is_ok() {}
-                if let Some(w) = watch.as_mut() {
-                    w.refresh();
-                }
-                if let Some(loaded) = loader.reload() {
-                    pending = Some(loaded);
-                }
+                pending = read_change(&mut changes, watch.as_mut(), &mut loader).or(pending);
             }
             Some((monitor, result)) = watchdog.next() => {
                 watchdog.record(&monitor, result);
@@ -427,6 +416,20 @@ pub async fn run(
             _ = tokio::time::sleep_until(next) => {}
         }
     }
+}
+
+/// After a burst of change events: the manifests read again, or `None` when their content
+/// is what was last read.
+fn read_change(
+    changes: &mut tokio::sync::mpsc::UnboundedReceiver<()>,
+    watch: Option<&mut DirWatch>,
+    loader: &mut Loader,
+) -> Option<Result<DesiredState, Diagnostics>> {
+    while changes.try_recv().is_ok() {}
+    if let Some(w) = watch {
+        w.refresh();
+    }
+    loader.reload()
 }
 
 /// `--once` ends when everything is Ready, when nothing can progress without a person, or at
