@@ -182,3 +182,97 @@ fn only_the_environments_a_change_touches_are_replanned() {
     let changed: Vec<String> = newer.changed_environments(Some(&new)).into_iter().collect();
     assert_eq!(changed.len(), 1, "one monitor's environment: {changed:?}");
 }
+
+/// A save that lands while a pass is running is applied as soon as that pass ends, not at the
+/// daemon's next scheduled wake-up (which, after the first pass, can be a minute away).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_save_during_a_pass_is_applied_when_the_pass_ends() {
+    use tether::daemon::{DaemonConfig, Platforms, simulated_providers};
+    use tether::simulate::{Seed, SimConfig, Simulator};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("m");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("db.yaml");
+    let manifest = |v: &str| {
+        format!(
+            "apiVersion: tether.dev/v1\nkind: Environment\nmetadata: {{name: db}}\nspec: {{platform: supabase, app: db, type: production, supabase: {{projectRef: abcdefghijklmnopqrst}}}}\n---\napiVersion: tether.dev/v1\nkind: Variables\nmetadata: {{name: db}}\nspec:\n  environment: db\n  entries:\n    MODE: {v}\n"
+        )
+    };
+    std::fs::write(&file, manifest("start")).unwrap();
+    let store = tether::store::Store::open(&tmp.path().join("state")).unwrap();
+    let fp = tether::daemon::fingerprinter(None, &store).unwrap();
+    let desired = Loader::new(&dir, None, fp, "none".into())
+        .reload()
+        .unwrap()
+        .unwrap();
+    // Every call takes 400 ms, so a pass that writes lasts at least that long.
+    let config = SimConfig {
+        latency: Duration::from_millis(400),
+        ..Default::default()
+    };
+    let tokens = config.tokens.clone();
+    let sim = Simulator::start(
+        "127.0.0.1:0".parse().unwrap(),
+        config,
+        Seed::from_desired(&desired),
+    )
+    .await
+    .unwrap();
+    let providers = simulated_providers(
+        &sim,
+        &tokens,
+        &Default::default(),
+        tether::retry::Policy::REQUEST,
+    );
+    let status = tmp.path().join("status");
+    let cfg = DaemonConfig {
+        manifests: dir.clone(),
+        state_dir: tmp.path().join("state"),
+        opts: tether::reconcile::Options {
+            status_dir: Some(status.clone()),
+            ..Default::default()
+        },
+        keyring: None,
+        key_source: "none".into(),
+        once: false,
+        once_timeout: Duration::from_secs(60),
+        debounce: Duration::from_millis(50),
+        backup_check: Duration::from_secs(3600),
+        selector: Default::default(),
+        monitors: false,
+        listen: None,
+    };
+    let daemon = tokio::spawn(tether::daemon::run(cfg, store, Platforms::Given(providers)));
+    let wrote = |value: &str| {
+        sim.requests().iter().any(|r| {
+            r.method == "POST"
+                && r.body
+                    .as_ref()
+                    .is_some_and(|b| b.to_string().contains(value))
+        })
+    };
+    let within = |secs: u64| tokio::time::Instant::now() + Duration::from_secs(secs);
+    let deadline = within(30);
+    while !wrote("start") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the first pass did not write"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Save A starts a pass that waits 400 ms on its write; save B lands in the middle of it.
+    std::fs::write(&file, manifest("edit-a")).unwrap();
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    std::fs::write(&file, manifest("edit-b")).unwrap();
+    let deadline = within(4);
+    while !wrote("edit-b") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a save made during a pass was not applied when the pass ended (wrote edit-a: {})",
+            wrote("edit-a")
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    daemon.abort();
+}
