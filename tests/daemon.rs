@@ -429,7 +429,10 @@ async fn the_vocilia_backup_policy_backs_up_a_real_database_on_schedule() {
         .expect("a list of records")
         .clone();
     let ours: Vec<&serde_json::Value> = list.iter().filter(|r| r["source"] == "tether").collect();
-    assert_eq!(ours.len(), 1, "{v:#}");
+    // The schedule is every minute: a run that crosses a minute boundary rightly takes a
+    // second backup for the new minute's slot.
+    assert!((1..=2).contains(&ours.len()), "{v:#}");
+    assert!(ours.iter().all(|r| r["status"] == "completed"), "{v:#}");
     let r = ours[0];
     assert_eq!(
         (r["status"].as_str(), r["database"].as_str()),
