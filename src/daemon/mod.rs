@@ -524,15 +524,26 @@ pub fn simulated_providers(
     rates: &BTreeMap<Platform, Vec<Rate>>,
     retry: crate::retry::Policy,
 ) -> Providers {
+    simulated_providers_at(sim.addr, tokens, rates, retry)
+}
+
+/// Clients pointed at a simulator listening on `addr`, in this process or another.
+pub fn simulated_providers_at(
+    addr: std::net::SocketAddr,
+    tokens: &SimTokens,
+    rates: &BTreeMap<Platform, Vec<Rate>>,
+    retry: crate::retry::Policy,
+) -> Providers {
+    let url = |prefix: &str| format!("http://{addr}/{prefix}");
     let mut pc = PlatformConfig {
         railway: None,
         vercel: None,
         supabase: None,
     };
     for (p, url, token) in [
-        (Platform::Railway, sim.railway_url(), &tokens.railway),
-        (Platform::Vercel, sim.vercel_url(), &tokens.vercel),
-        (Platform::Supabase, sim.supabase_url(), &tokens.supabase),
+        (Platform::Railway, url("railway"), &tokens.railway),
+        (Platform::Vercel, url("vercel"), &tokens.vercel),
+        (Platform::Supabase, url("supabase"), &tokens.supabase),
     ] {
         let rate = rates
             .get(&p)

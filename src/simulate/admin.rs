@@ -32,6 +32,14 @@ pub(crate) fn admin(inner: &Inner, method: &Method, rest: &str, bytes: &Bytes) -
         ("GET", ["requests"]) => {
             Reply::ok(serde_json::to_value(&shared.requests).unwrap_or(Value::Null))
         }
+        // The requests after the first N, so a poller need not fetch the whole log each time.
+        ("GET", ["requests", from]) => match from.parse::<usize>() {
+            Ok(n) => Reply::ok(
+                serde_json::to_value(shared.requests.get(n..).unwrap_or_default())
+                    .unwrap_or(Value::Null),
+            ),
+            Err(_) => bad(format!("not a request count: {from:?}")),
+        },
         ("DELETE", ["requests"]) => {
             shared.requests.clear();
             Reply::empty(204)

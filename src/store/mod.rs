@@ -57,6 +57,9 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
+    /// The page cache sled may keep in memory.
+    pub const CACHE_BYTES: u64 = 16 * 1024 * 1024;
+
     /// Opens (creating) the store under `dir`. A second open of the same directory, from this
     /// process or another, fails with [`StoreError::Locked`].
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
@@ -64,8 +67,11 @@ impl Store {
             path: dir.into(),
             detail: e.to_string(),
         })?;
+        // sled caches up to 1 GiB of pages by default; tether keeps what it reads often in
+        // its own structures, so a small page cache bounds the daemon's memory.
         let db = sled::Config::new()
             .path(dir.join("db"))
+            .cache_capacity(Self::CACHE_BYTES)
             .open()
             .map_err(|e| classify(dir, e))?;
         Ok(Store {

@@ -1,8 +1,8 @@
 //! The benchmark behind BENCHMARKS.md: cold converge, steady-state resync, manifest edit to
 //! first platform write, and warm restart, at 100, 1,000 and 10,000 resources against the
-//! in-process simulator with a per-call latency and each platform's rate limits, beside the
-//! same work done as a Terraform provider does it (one call per resource, every resource read
-//! before planning), computed by the same harness.
+//! simulator (in a process of its own) with a per-call latency and each platform's rate
+//! limits, beside the same work done as a Terraform provider does it (one call per resource,
+//! every resource read before planning), computed by the same harness.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -10,14 +10,17 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use serde::{Deserialize, Serialize};
-use tether::daemon::{DaemonConfig, Loader, Platforms, simulated_providers};
+use tether::daemon::{DaemonConfig, Loader, Platforms, simulated_providers_at};
 use tether::manifest::{DesiredState, Platform};
 use tether::provider::Rate;
 use tether::provider::http::endpoint_key;
 use tether::reconcile::{Look, Options, Reconciler};
 use tether::retry::Policy;
-use tether::simulate::{RecordedRequest, Seed, SimConfig, SimHandle, Simulator, Timings};
+use tether::simulate::RecordedRequest;
 use tether::store::Store;
+
+mod sim;
+use sim::RemoteSim;
 
 /// tether-bench: converge, resync, edit and restart timings at several sizes.
 #[derive(Debug, Parser)]
@@ -34,6 +37,9 @@ struct Args {
     /// Environments of one platform worked on at once.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
+    /// Internal: serve the simulator for the manifests in this folder.
+    #[arg(long, hide = true)]
+    serve_sim: Option<std::path::PathBuf>,
     /// Internal: run one size in this process and print JSON.
     #[arg(long, hide = true)]
     child: Option<usize>,
@@ -288,27 +294,10 @@ async fn run_one(args: &Args, n: usize) -> Report {
     let mut loader = Loader::new(&manifests, None, fp.clone(), "none".into());
     let desired: DesiredState = loader.reload().unwrap().expect("valid manifests");
     let latency = Duration::from_millis(args.latency_ms);
-    let phase = Duration::from_millis(200);
-    let config = SimConfig {
-        latency,
-        timings: Timings {
-            queued: phase,
-            building: phase,
-            deploying: phase,
-            domain_verify: phase,
-            cert_issue: phase,
-        },
-        ..Default::default()
-    };
-    let tokens = config.tokens.clone();
-    let sim: SimHandle = Simulator::start(
-        "127.0.0.1:0".parse().unwrap(),
-        config,
-        Seed::from_desired(&desired),
-    )
-    .await
-    .unwrap();
-    let providers = simulated_providers(&sim, &tokens, &rates(), Policy::REQUEST);
+    let exe = std::env::current_exe().expect("own path");
+    let sim = RemoteSim::start(&exe, &manifests, latency);
+    let tokens = tether::simulate::SimTokens::default();
+    let providers = simulated_providers_at(sim.addr, &tokens, &rates(), Policy::REQUEST);
     let opts = Options {
         per_platform_concurrency: args.concurrency,
         follow: Duration::from_millis(250),
@@ -331,7 +320,7 @@ async fn run_one(args: &Args, n: usize) -> Report {
     let t0 = Instant::now();
     let first = rec.pass(&all(false)).await.unwrap();
     let writes_done = t0.elapsed();
-    let first_reqs = sim.requests();
+    let first_reqs = sim.requests().await;
     let mut report = first.clone();
     let mut guard = 0;
     while report.counts.ready < report.counts.resources && guard < 400 {
@@ -351,7 +340,7 @@ async fn run_one(args: &Args, n: usize) -> Report {
         report.counts.ready, report.counts.resources,
         "the benchmark did not converge"
     );
-    let total_calls = sim.requests().len();
+    let total_calls = sim.requests().await.len();
     let min = minimum(envs);
     let min_total: usize = min.values().sum();
     let mut min_calls: BTreeMap<(Platform, String), usize> = counts(&first_reqs);
@@ -363,19 +352,19 @@ async fn run_one(args: &Args, n: usize) -> Report {
     let floor_s = floor(&min_calls);
 
     // Steady state: a resync of converged state.
-    sim.clear_requests();
+    sim.clear_requests().await;
     let cpu0 = cpu_seconds();
     let t1 = Instant::now();
     let r = rec.pass(&all(true)).await.unwrap();
     let resync_wall = t1.elapsed();
     let resync_cpu = cpu_seconds() - cpu0;
-    let resync_reqs = sim.requests();
+    let resync_reqs = sim.requests().await;
     let resync_writes = resync_reqs.iter().filter(|r| is_write(r)).count();
     assert_eq!(r.writes, 0);
     drop(rec);
 
     // Restart with a warm cache, then edits, through the daemon itself.
-    sim.clear_requests();
+    sim.clear_requests().await;
     let cfg = DaemonConfig {
         manifests: manifests.clone(),
         state_dir: tmp.path().join("state"),
@@ -415,7 +404,7 @@ async fn run_one(args: &Args, n: usize) -> Report {
         ready.as_secs_f64(),
         restart.as_secs_f64()
     );
-    let restart_writes = sim.requests().iter().filter(|r| is_write(r)).count();
+    let restart_writes = sim.requests().await.iter().filter(|r| is_write(r)).count();
     // Edits to a Supabase environment's variable: one write each, no deploy. Only writes to that
     // project count (the restarted daemon may still be verifying domains elsewhere).
     let edited_ref = letters(2, 20);
@@ -424,7 +413,7 @@ async fn run_one(args: &Args, n: usize) -> Report {
     let mut lat = Vec::new();
     for k in 0..args.edits {
         let ours = |r: &RecordedRequest| is_write(r) && r.path.contains(&edited_ref);
-        let mut seen = sim.request_count();
+        let mut seen = sim.requests().await.len();
         std::fs::write(
             &file,
             original.replace("VAR_00: value-2-0", &format!("VAR_00: edit-{k}")),
@@ -432,7 +421,7 @@ async fn run_one(args: &Args, n: usize) -> Report {
         .unwrap();
         let t = Instant::now();
         loop {
-            let new = sim.requests_since(seen);
+            let new = sim.requests_since(seen).await;
             seen += new.len();
             if new.iter().any(ours) {
                 lat.push(t.elapsed().as_secs_f64() * 1000.0);
@@ -457,7 +446,7 @@ async fn run_one(args: &Args, n: usize) -> Report {
         .unwrap_or(0.0)
     };
     let (baseline_calls, baseline_floor_s, baseline_latency_s) = baseline(envs, latency);
-    sim.shutdown();
+    drop(sim);
     Report {
         resources: n,
         environments: envs,
@@ -485,6 +474,11 @@ async fn run_one(args: &Args, n: usize) -> Report {
 
 fn main() {
     let args = Args::parse();
+    if let Some(dir) = &args.serve_sim {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(sim::serve(dir, Duration::from_millis(args.latency_ms)));
+        return;
+    }
     if let Some(n) = args.child {
         // Logs only when asked for (RUST_LOG=tether=info), to see where a slow size spends time.
         if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
