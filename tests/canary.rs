@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use base64::Engine;
-use support::harness::{copy_dir, fast, identity, root};
+use support::harness::{copy_dir, fast, identity, once_args, root, sim_env};
 use tether::simulate::{Faults, Seed, SimConfig, Simulator};
 
 const CANARY: &str = "canary-7f3e91d2c4b8a605";
@@ -169,7 +169,6 @@ async fn the_canary_appears_nowhere() {
         },
         ..Default::default()
     };
-    let tokens = config.tokens.clone();
     let sim = Simulator::start(
         "127.0.0.1:0".parse().unwrap(),
         config,
@@ -177,42 +176,13 @@ async fn the_canary_appears_nowhere() {
     )
     .await
     .unwrap();
-    let env = vec![
-        ("RAILWAY_API_URL", sim.railway_url()),
-        ("RAILWAY_TOKEN", tokens.railway.clone()),
-        ("VERCEL_API_URL", sim.vercel_url()),
-        ("VERCEL_TOKEN", tokens.vercel.clone()),
-        ("SUPABASE_API_URL", sim.supabase_url()),
-        ("SUPABASE_ACCESS_TOKEN", tokens.supabase.clone()),
-    ];
+    let env = sim_env(&sim);
     let d = dir.to_path_buf();
     let e2 = env.clone();
     let r = tokio::task::spawn_blocking(move || {
         run(
             &d,
-            &[
-                "run",
-                "--manifests",
-                "m",
-                "--state-dir",
-                "state",
-                "--status-dir",
-                "status",
-                "--once",
-                "--no-dns",
-                "--no-tls-probe",
-                "--no-backups",
-                "--no-monitors",
-                "--listen",
-                "127.0.0.1:0",
-                "--timeout",
-                "90s",
-                "--follow",
-                "50ms",
-                "--log-format",
-                "json",
-                "-vv",
-            ],
+            &once_args("90s", &["--follow", "50ms", "--log-format", "json", "-vv"]),
             None,
             &e2,
         )
@@ -241,27 +211,7 @@ async fn the_canary_appears_nowhere() {
     let r = tokio::task::spawn_blocking(move || {
         run(
             &d,
-            &[
-                "run",
-                "--manifests",
-                "m",
-                "--state-dir",
-                "state",
-                "--status-dir",
-                "status",
-                "--once",
-                "--no-dns",
-                "--no-tls-probe",
-                "--no-backups",
-                "--no-monitors",
-                "--listen",
-                "127.0.0.1:0",
-                "--timeout",
-                "20s",
-                "--log-format",
-                "json",
-                "-vv",
-            ],
+            &once_args("20s", &["--log-format", "json", "-vv"]),
             None,
             &bad,
         )

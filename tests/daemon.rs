@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use support::harness::{copy_dir, fast, identity, root};
+use support::harness::{copy_dir, fast, identity, once_args, root, sim_env};
 use tether::simulate::{Seed, SimConfig, SimHandle, Simulator};
 
 async fn simulator(manifests: &Path) -> SimHandle {
@@ -54,13 +54,7 @@ fn tether(dir: &Path, sim: Option<&SimHandle>, args: &[&str], crash: Option<&str
         c.env_remove(v);
     }
     if let Some(s) = sim {
-        let t = SimConfig::default().tokens;
-        c.env("RAILWAY_API_URL", s.railway_url())
-            .env("RAILWAY_TOKEN", t.railway);
-        c.env("VERCEL_API_URL", s.vercel_url())
-            .env("VERCEL_TOKEN", t.vercel);
-        c.env("SUPABASE_API_URL", s.supabase_url())
-            .env("SUPABASE_ACCESS_TOKEN", t.supabase);
+        c.envs(sim_env(s));
     }
     if let Some(p) = crash {
         c.env("TETHER_CRASH_AT", p);
@@ -74,26 +68,10 @@ async fn output(mut c: Command) -> Output {
         .unwrap()
 }
 
-const ONCE: &[&str] = &[
-    "run",
-    "--manifests",
-    "m",
-    "--state-dir",
-    "state",
-    "--status-dir",
-    "status",
-    "--once",
-    "--no-dns",
-    "--no-tls-probe",
-    "--no-backups",
-    "--no-monitors",
-    "--listen",
-    "127.0.0.1:0",
-    "--timeout",
-    "60s",
-    "--follow",
-    "50ms",
-];
+/// `run --once` with everything optional off, following deploys every 50 ms.
+fn once() -> Vec<&'static str> {
+    once_args("60s", &["--follow", "50ms"])
+}
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -160,7 +138,7 @@ async fn a_crash_at_any_point_of_an_apply_loses_nothing_and_duplicates_nothing()
         let tmp = tempfile::tempdir().unwrap();
         copy_dir(&root().join("examples/vocilia"), &tmp.path().join("m"));
         let sim = simulator(&tmp.path().join("m")).await;
-        let out = output(tether(tmp.path(), Some(&sim), ONCE, Some(point))).await;
+        let out = output(tether(tmp.path(), Some(&sim), &once(), Some(point))).await;
         assert!(
             !out.status.success(),
             "{point}: the process should have aborted"
@@ -170,7 +148,7 @@ async fn a_crash_at_any_point_of_an_apply_loses_nothing_and_duplicates_nothing()
             "{}",
             text(&out.stderr)
         );
-        let out = output(tether(tmp.path(), Some(&sim), ONCE, None)).await;
+        let out = output(tether(tmp.path(), Some(&sim), &once(), None)).await;
         assert_eq!(
             out.status.code(),
             Some(0),
@@ -297,7 +275,7 @@ async fn once_reports_what_is_not_ready_and_status_renders_it() {
     copy_dir(&root().join("examples/vocilia"), &tmp.path().join("m"));
     let sim = simulator(&tmp.path().join("m")).await;
     sim.fail_commit("4f2c9a1e8b7d6c5a4f3e2d1c0b9a8f7e6d5c4b3a");
-    let out = output(tether(tmp.path(), Some(&sim), ONCE, None)).await;
+    let out = output(tether(tmp.path(), Some(&sim), &once(), None)).await;
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr)
@@ -329,7 +307,7 @@ async fn once_reports_what_is_not_ready_and_status_renders_it() {
 async fn a_missing_token_and_a_corrupt_store_are_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();
     copy_dir(&root().join("examples/vocilia"), &tmp.path().join("m"));
-    let out = output(tether(tmp.path(), None, ONCE, None)).await;
+    let out = output(tether(tmp.path(), None, &once(), None)).await;
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).contains("is not set, and the manifests use"),
@@ -406,9 +384,8 @@ async fn the_vocilia_backup_policy_backs_up_a_real_database_on_schedule() {
         );
     std::fs::write(&file, text).unwrap();
     let sim = simulator(&m).await;
-    let mut args: Vec<&str> = ONCE
-        .iter()
-        .copied()
+    let mut args: Vec<&str> = once()
+        .into_iter()
         .filter(|a| *a != "--no-backups")
         .collect();
     args.extend(["--backup-check", "1s"]);

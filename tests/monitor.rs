@@ -4,14 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use rand::{Rng, SeedableRng};
 use reqwest::Url;
-use serde_json::{Value, json};
-use tether::manifest::{Metadata, MonitorSpec, Resource, Source};
+use serde_json::json;
 use tether::monitor::{
-    AlertKind, CheckResult, Checker, Health, MetricType, MonitorBook, MonitorRunner, Outcome,
-    Resolution, TargetFn, run_check, simulated_target,
+    AlertKind, Checker, Health, MetricType, MonitorBook, MonitorRunner, Outcome, Resolution,
+    TargetFn, run_check, simulated_target,
 };
 use tether::simulate::{
     AppBehavior, DeployStatus, Lifecycle, RailwayDeployment, RailwayDomain, Seed,
@@ -20,57 +19,9 @@ use tether::simulate::{
 use tether::store::Store;
 use tokio::sync::mpsc;
 
-const HOST: &str = "api.example.com";
+mod support;
+use support::checks::{HOST, at, resource, result, spec, t0};
 
-fn spec(extra: Value) -> MonitorSpec {
-    let mut v = json!({ "environment": "prod-backend", "url": format!("https://{HOST}/health") });
-    for (k, x) in extra.as_object().expect("object") {
-        v[k] = x.clone();
-    }
-    serde_json::from_value(v).expect("monitor spec")
-}
-
-fn resource(name: &str, spec: MonitorSpec) -> Resource<MonitorSpec> {
-    Resource {
-        meta: Metadata {
-            name: name.into(),
-            labels: Default::default(),
-            annotations: Default::default(),
-        },
-        spec,
-        source: Source {
-            file: "monitors.yaml".into(),
-            line: 1,
-        },
-    }
-}
-
-/// Tuesday 2026-03-10 10:00:00 UTC.
-fn t0() -> DateTime<Utc> {
-    "2026-03-10T10:00:00Z".parse().expect("time")
-}
-
-fn at(secs: f64) -> DateTime<Utc> {
-    t0() + chrono::Duration::milliseconds((secs * 1000.0) as i64)
-}
-
-fn result(secs: f64, outcome: Outcome, latency_ms: u64) -> CheckResult {
-    let status_code = match &outcome {
-        Outcome::Ok => Some(200),
-        Outcome::Failed(_) => Some(404),
-        Outcome::ServerError(c) => Some(*c),
-        Outcome::NoAnswer(_) => None,
-    };
-    CheckResult {
-        at: at(secs),
-        latency: Duration::from_millis(latency_ms),
-        status_code,
-        outcome,
-    }
-}
-
-/// The nearest-rank percentile of raw values: the smallest value with at least q of all at or
-/// below it.
 fn nearest_rank(sorted: &[u64], q: f64) -> u64 {
     let rank = ((q * sorted.len() as f64).ceil() as usize).max(1);
     sorted[rank - 1]

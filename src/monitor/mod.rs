@@ -15,8 +15,6 @@ mod persist;
 pub mod retention;
 pub mod runner;
 pub mod summary;
-#[cfg(test)]
-mod tests;
 pub mod uptime;
 
 pub use aggregate::{Bucket, Latency, WindowStats};

@@ -237,3 +237,43 @@ impl World {
             .collect()
     }
 }
+
+/// The environment that points the `tether` binary at a simulator: each platform's API URL and
+/// the token the simulator accepts.
+pub fn sim_env(sim: &SimHandle) -> Vec<(&'static str, String)> {
+    let t = SimConfig::default().tokens;
+    vec![
+        ("RAILWAY_API_URL", sim.railway_url()),
+        ("RAILWAY_TOKEN", t.railway),
+        ("VERCEL_API_URL", sim.vercel_url()),
+        ("VERCEL_TOKEN", t.vercel),
+        ("SUPABASE_API_URL", sim.supabase_url()),
+        ("SUPABASE_ACCESS_TOKEN", t.supabase),
+    ]
+}
+
+/// `tether run --once` over a scratch folder laid out as `m/`, `state/` and `status/`, with
+/// DNS, TLS probes, backups and monitors off and a loopback port the OS picks, giving up after
+/// `timeout`; `extra` flags follow.
+pub fn once_args(timeout: &'static str, extra: &[&'static str]) -> Vec<&'static str> {
+    let mut a = vec![
+        "run",
+        "--manifests",
+        "m",
+        "--state-dir",
+        "state",
+        "--status-dir",
+        "status",
+        "--once",
+        "--no-dns",
+        "--no-tls-probe",
+        "--no-backups",
+        "--no-monitors",
+        "--listen",
+        "127.0.0.1:0",
+        "--timeout",
+        timeout,
+    ];
+    a.extend_from_slice(extra);
+    a
+}

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod checks;
 pub mod dnsmasq;
 pub mod harness;
 pub mod postgres;

@@ -1,59 +1,10 @@
 //! The book's uptime rules at their edges and its thresholds, with synthetic results.
 
-use std::time::Duration;
+mod support;
 
-use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
-
-use crate::manifest::{Metadata, MonitorSpec, Resource, Source};
-use crate::monitor::{AlertKind, CheckResult, Health, MetricType, MonitorBook, Outcome};
-
-fn spec(extra: Value) -> MonitorSpec {
-    let mut v = json!({ "environment": "prod-backend", "url": "https://api.example.com/health" });
-    for (k, x) in extra.as_object().expect("object") {
-        v[k] = x.clone();
-    }
-    serde_json::from_value(v).expect("monitor spec")
-}
-
-fn resource(name: &str, spec: MonitorSpec) -> Resource<MonitorSpec> {
-    Resource {
-        meta: Metadata {
-            name: name.into(),
-            labels: Default::default(),
-            annotations: Default::default(),
-        },
-        spec,
-        source: Source {
-            file: "monitors.yaml".into(),
-            line: 1,
-        },
-    }
-}
-
-/// Tuesday 2026-03-10 10:00:00 UTC.
-fn t0() -> DateTime<Utc> {
-    "2026-03-10T10:00:00Z".parse().expect("time")
-}
-
-fn at(secs: f64) -> DateTime<Utc> {
-    t0() + chrono::Duration::milliseconds((secs * 1000.0) as i64)
-}
-
-fn result(secs: f64, outcome: Outcome, latency_ms: u64) -> CheckResult {
-    let status_code = match &outcome {
-        Outcome::Ok => Some(200),
-        Outcome::Failed(_) => Some(404),
-        Outcome::ServerError(c) => Some(*c),
-        Outcome::NoAnswer(_) => None,
-    };
-    CheckResult {
-        at: at(secs),
-        latency: Duration::from_millis(latency_ms),
-        status_code,
-        outcome,
-    }
-}
+use serde_json::json;
+use support::checks::{at, resource, result, spec, t0};
+use tether::monitor::{AlertKind, CheckResult, Health, MetricType, MonitorBook, Outcome};
 
 fn ok(secs: f64) -> CheckResult {
     result(secs, Outcome::Ok, 40)
