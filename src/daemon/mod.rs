@@ -218,20 +218,13 @@ pub async fn run(
     let mut replan: std::collections::BTreeSet<String> = Default::default();
     // The first pass plans every environment against the cache (no calls unless something
     // differs); `--once` observes everything afresh, as a CI job wants the truth.
-    let due_all_now =
-        |rec: &Reconciler, schedule: &mut BTreeMap<String, (Instant, Look)>, fresh: bool| {
-            if let Some(d) = rec.desired() {
-                let now = Instant::now();
-                schedule.retain(|k, _| d.environments.contains_key(k));
-                for name in d.environments.keys() {
-                    // Keep the stronger look already due (a full observation, or following).
-                    let asked = if fresh { Look::Full } else { Look::Cache };
-                    let look = schedule.get(name).map_or(asked, |(_, l)| (*l).max(asked));
-                    schedule.insert(name.clone(), (now, look));
-                }
-            }
-        };
-    due_all_now(&rec, &mut schedule, cfg.once);
+    if let Some(d) = rec.desired() {
+        let look = if cfg.once { Look::Full } else { Look::Cache };
+        let now = Instant::now();
+        for name in d.environments.keys() {
+            schedule.insert(name.clone(), (now, look));
+        }
+    }
     let mut first_pass = !cfg.once;
     rec.write_status()?;
     let deadline = Instant::now() + cfg.once_timeout;

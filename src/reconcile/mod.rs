@@ -153,6 +153,8 @@ pub struct Reconciler {
     probes: BTreeMap<String, Result<crate::certs::Probe, crate::certs::ProbeError>>,
     /// Conditions' transition times, carried from pass to pass.
     transitions: report::Transitions,
+    /// What the status files hold, so unchanged ones are neither read nor rewritten.
+    written: std::sync::Mutex<status::Written>,
 }
 
 impl Reconciler {
@@ -215,6 +217,7 @@ impl Reconciler {
             dns_reports: BTreeMap::new(),
             probes: BTreeMap::new(),
             transitions: Default::default(),
+            written: Default::default(),
         })
     }
 
@@ -543,7 +546,8 @@ impl Reconciler {
         }
         self.transitions.stamp(&mut envs);
         if let Some(dir) = &self.opts.status_dir {
-            status::write_all(dir, &index, &envs)?;
+            let mut written = self.written.lock().expect("written");
+            status::write_all(dir, &index, &envs, &mut written)?;
         }
         Ok((index, envs))
     }

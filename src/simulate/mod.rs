@@ -236,18 +236,6 @@ impl SimHandle {
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared().requests.clone()
     }
-    /// How many requests were recorded, for `requests_since`.
-    pub fn request_count(&self) -> usize {
-        self.shared().requests.len()
-    }
-    /// The requests recorded after the first `from` (cheap to poll, unlike `requests`).
-    pub fn requests_since(&self, from: usize) -> Vec<RecordedRequest> {
-        self.shared()
-            .requests
-            .get(from..)
-            .map(<[RecordedRequest]>::to_vec)
-            .unwrap_or_default()
-    }
     pub fn clear_requests(&self) {
         self.shared().requests.clear();
     }

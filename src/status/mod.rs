@@ -227,27 +227,46 @@ pub fn env_file(name: &str) -> String {
     format!("{name}.json")
 }
 
+/// The digest of each status file as last written (or found), so a pass rewrites only the
+/// files whose content changed without reading them back.
+#[derive(Debug, Default)]
+pub struct Written(std::collections::BTreeMap<String, [u8; 32]>);
+
 /// Writes every environment's file and the index; removes files of environments that are gone.
-pub fn write_all(dir: &Path, index: &Index, envs: &[EnvStatus]) -> Result<(), StatusError> {
-    let mut files = std::collections::BTreeSet::new();
+/// An unchanged file is left alone: a pass touches few environments, and each write is synced
+/// to disk. A file not yet known to `written` is read once, so a restart rewrites nothing
+/// either.
+pub fn write_all(
+    dir: &Path,
+    index: &Index,
+    envs: &[EnvStatus],
+    written: &mut Written,
+) -> Result<(), StatusError> {
+    use sha2::{Digest, Sha256};
+    let mut files = std::collections::BTreeMap::new();
     for e in envs {
         let bytes = serde_json::to_vec_pretty(e).expect("status serializes");
-        let path = dir.join(env_file(&e.environment));
-        // An unchanged file is left alone: a pass touches few environments, and each write
-        // is synced to disk.
-        if std::fs::read(&path).ok().as_deref() != Some(bytes.as_slice()) {
+        let digest: [u8; 32] = Sha256::digest(&bytes).into();
+        let name = env_file(&e.environment);
+        let path = dir.join(&name);
+        let known = match written.0.get(&name) {
+            Some(d) => *d == digest,
+            None => std::fs::read(&path).ok().as_deref() == Some(bytes.as_slice()),
+        };
+        if !known {
             write_atomic(&path, &bytes)?;
         }
-        files.insert(env_file(&e.environment));
+        files.insert(name, digest);
     }
     if let Ok(entries) = std::fs::read_dir(dir) {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.ends_with(".json") && name != "index.json" && !files.contains(&name) {
+            if name.ends_with(".json") && name != "index.json" && !files.contains_key(&name) {
                 let _ = std::fs::remove_file(entry.path());
             }
         }
     }
+    written.0 = files;
     write_atomic(
         &dir.join("index.json"),
         &serde_json::to_vec_pretty(index).expect("index serializes"),
