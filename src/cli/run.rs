@@ -37,6 +37,8 @@ pub struct RunArgs {
         requires = "simulate"
     )]
     pub sim_fault_rate: f64,
+    #[arg(long, value_name = "MODE", default_value = "window", requires = "simulate", long_help = crate::simulate::FaultMode::HELP, help = "What a simulated 429 says: window, reset-only or short")]
+    pub sim_fault_mode: crate::simulate::FaultMode,
     /// Converge, write status and exit: 0 when every resource is Ready, 3 otherwise.
     #[arg(long)]
     pub once: bool,
@@ -186,6 +188,7 @@ pub fn run(global: &Global, args: RunArgs) -> Result<ExitCode, CliError> {
     let platforms = if args.simulate {
         let mut config = SimConfig::default();
         config.faults.rate = args.sim_fault_rate;
+        config.faults.mode = args.sim_fault_mode;
         Platforms::Simulated(Box::new(config), rates)
     } else {
         Platforms::Real(rates)
@@ -195,8 +198,15 @@ pub fn run(global: &Global, args: RunArgs) -> Result<ExitCode, CliError> {
         source,
     })?;
     let result = rt.block_on(daemon::run(cfg, store, platforms));
+    // Whatever is still running (a DNS lookup, a dump) is not waited for past a second: the
+    // daemon's own bounds (--timeout, the shutdown bound) are what the caller counts on.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
         Ok(Exit::Done) => Ok(ExitCode::from(exit::OK)),
+        Ok(Exit::Rejected(reason)) => {
+            eprintln!("error: {reason}");
+            Ok(ExitCode::from(exit::ERROR))
+        }
         Ok(Exit::NotReady(reason)) => {
             eprintln!("not converged: {reason}");
             Ok(ExitCode::from(exit::NOT_READY))

@@ -9,7 +9,7 @@ use clap::Args;
 
 use super::{CliError, Global, exit};
 use crate::manifest::HumanDuration;
-use crate::simulate::{Seed, SimConfig, Simulator};
+use crate::simulate::{FaultMode, Seed, SimConfig, Simulator};
 
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
@@ -22,9 +22,12 @@ pub struct SimulateArgs {
     /// Seed with every target these manifests name instead.
     #[arg(long, value_name = "DIR")]
     pub manifests: Option<PathBuf>,
-    /// Share of API requests that fail (429s with Retry-After, 5xx some with HTML, drops).
+    /// Share of API requests that fail: 40 % of them 429s (shaped by --fault-mode), the rest
+    /// 500s in the platform's error shape, 502s with an HTML body and dropped connections.
     #[arg(long, value_name = "SHARE", default_value_t = 0.0)]
     pub fault_rate: f64,
+    #[arg(long, value_name = "MODE", default_value = "window", long_help = FaultMode::HELP, help = "What an injected 429 says: window, reset-only or short")]
+    pub fault_mode: FaultMode,
     /// Seed of the fault generator, for repeatable runs.
     #[arg(long, default_value_t = 1)]
     pub fault_seed: u64,
@@ -47,6 +50,7 @@ pub fn run(global: &Global, args: SimulateArgs) -> Result<ExitCode, CliError> {
     let mut config = SimConfig::default();
     config.faults.rate = args.fault_rate;
     config.faults.seed = args.fault_seed;
+    config.faults.mode = args.fault_mode;
     config.latency = args.latency.0;
     let tokens = config.tokens.clone();
     let rt = tokio::runtime::Runtime::new().map_err(|source| CliError::Io {

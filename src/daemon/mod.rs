@@ -48,6 +48,9 @@ pub enum Exit {
     Done,
     /// `--once`: some resources are not Ready; the reason.
     NotReady(String),
+    /// `--once`: a platform rejected its token (or none was given), and nothing else could
+    /// progress; each token and platform.
+    Rejected(String),
 }
 
 /// Everything `tether run` was asked for.
@@ -296,13 +299,25 @@ pub async fn run(
                 .collect();
             (scheduled, due)
         };
+        if cfg.once && Instant::now() >= deadline {
+            return once_timed_out(&mut rec, &store, &mut watchdog, Vec::new());
+        }
         if !due.is_empty() {
-            let report: PassReport = {
+            let outcome: Result<PassReport, Vec<String>> = {
                 let pass = rec.pass_with(&due);
                 tokio::pin!(pass);
-                loop {
+                let report = loop {
                     tokio::select! {
-                        r = &mut pass => break r?,
+                        r = &mut pass => break Ok(r?),
+                        // `--once --timeout` bounds the pass too: in-flight calls and waits
+                        // are given up (a dropped write is resolved by the journal next time).
+                        // Counters and rate-limit pauses reach /metrics during a long pass.
+                        _ = refresh.tick() => {
+                            server.update_api(crate::provider::api_counters(&providers));
+                        }
+                        _ = tokio::time::sleep_until(deadline), if cfg.once => {
+                            break Err(in_flight(&providers));
+                        }
                         // Read a change while the pass runs, so it is in force the moment
                         // the pass ends.
                         Some(()) = changes.recv() => {
@@ -319,6 +334,13 @@ pub async fn run(
                         return Ok(Exit::Done);
                     }
                     }
+                };
+                report
+            };
+            let report = match outcome {
+                Ok(r) => r,
+                Err(in_flight) => {
+                    return once_timed_out(&mut rec, &store, &mut watchdog, in_flight);
                 }
             };
             let now = Instant::now();
@@ -357,7 +379,8 @@ pub async fn run(
             }
             if cfg.once {
                 let (index, _) = rec.write_status()?;
-                if let Some(exit) = once_exit(&index, &report, now >= deadline) {
+                let rejected = rec.token_errors();
+                if let Some(exit) = once_exit(&index, &report, now >= deadline, &rejected) {
                     store.flush()?;
                     return Ok(exit);
                 }
@@ -393,7 +416,8 @@ pub async fn run(
                 if cfg.once {
                     let (index, _) = rec.write_status()?;
                     let fake = PassReport::default();
-                    if let Some(exit) = once_exit(&index, &fake, Instant::now() >= deadline) {
+                    let rejected = rec.token_errors();
+                    if let Some(exit) = once_exit(&index, &fake, Instant::now() >= deadline, &rejected) {
                         watchdog.stop();
                         store.flush()?;
                         return Ok(exit);
@@ -425,12 +449,76 @@ fn read_change(
     loader.reload()
 }
 
+/// The calls every client has in flight, in words.
+fn in_flight(providers: &Providers) -> Vec<String> {
+    providers
+        .0
+        .values()
+        .flat_map(|p| p.stats().in_flight())
+        .collect()
+}
+
+/// `--once` past its deadline: status written, and what was still pending said.
+fn once_timed_out(
+    rec: &mut Reconciler,
+    store: &Store,
+    watchdog: &mut crate::watchdog::Watchdog,
+    in_flight: Vec<String>,
+) -> Result<Exit, DaemonError> {
+    let (index, _) = rec.write_status()?;
+    watchdog.stop();
+    store.flush()?;
+    let s = index.summary;
+    let mut msg = format!(
+        "timed out with {} of {} resources Ready ({} Reconciling, {} Stalled)",
+        s.ready, s.resources, s.reconciling, s.stalled
+    );
+    if !in_flight.is_empty() {
+        const SHOWN: usize = 8;
+        msg.push_str("; still in flight: ");
+        msg.push_str(
+            &in_flight
+                .iter()
+                .take(SHOWN)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; "),
+        );
+        if in_flight.len() > SHOWN {
+            msg.push_str(&format!(" and {} more", in_flight.len() - SHOWN));
+        }
+    }
+    let waiting: Vec<String> = index
+        .environments
+        .iter()
+        .filter(|e| e.state != crate::status::State::Ready)
+        .map(|e| e.name.clone())
+        .collect();
+    if !waiting.is_empty() {
+        msg.push_str(&format!("; not converged: {}", waiting.join(", ")));
+    }
+    tracing::warn!("{msg}");
+    let rejected = rec.token_errors();
+    if !rejected.is_empty() {
+        return Ok(Exit::Rejected(format!("{}; {msg}", rejected.join("; "))));
+    }
+    Ok(Exit::NotReady(msg))
+}
+
 /// `--once` ends when everything is Ready, when nothing can progress without a person, or at
 /// the deadline.
-fn once_exit(index: &Index, report: &PassReport, past_deadline: bool) -> Option<Exit> {
+fn once_exit(
+    index: &Index,
+    report: &PassReport,
+    past_deadline: bool,
+    rejected: &[String],
+) -> Option<Exit> {
     let s = index.summary;
     if index.all_ready() {
         return Some(Exit::Done);
+    }
+    if s.reconciling == 0 && !rejected.is_empty() {
+        return Some(Exit::Rejected(rejected.join("; ")));
     }
     if s.reconciling == 0 {
         return Some(Exit::NotReady(format!(

@@ -33,6 +33,8 @@ pub enum ProviderError {
         platform: Platform,
         detail: String,
         retry_after: Option<Duration>,
+        /// A 429: the client has paused the request's scope for `retry_after`.
+        rate_limited: bool,
     },
     /// A write failed in a way that leaves unknown whether it was applied (a 5xx or a timeout
     /// after the request was sent). The caller looks the object up before trying again.

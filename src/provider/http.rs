@@ -1,63 +1,22 @@
 //! The HTTP core every platform client shares: base URL with any path prefix, bearer token,
-//! a token bucket per platform, `Retry-After` and `X-RateLimit-*`, retries with backoff, and
-//! classification of every failure.
+//! rate limits per scope ([`super::limits`]), retries with backoff, a rejected token held as
+//! final, and classification of every failure.
 
-use std::num::NonZeroU32;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use governor::{
-    Quota, RateLimiter, clock::Clock, clock::DefaultClock, state::InMemoryState, state::NotKeyed,
-};
 use reqwest::Method;
 use serde_json::Value;
+use tokio::time::Instant;
 
 use super::error::{ProviderError, excerpt, redact};
+pub use super::limits::Rate;
+use super::limits::{self, Limiter};
+pub use super::stats::ApiStats;
 use crate::manifest::Platform;
 use crate::retry::Policy;
 use crate::secret::SecretValue;
-
-/// Requests per period, for one bucket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rate {
-    pub count: u32,
-    pub per: Duration,
-}
-
-impl Rate {
-    pub const fn per_second(count: u32) -> Rate {
-        Rate {
-            count,
-            per: Duration::from_secs(1),
-        }
-    }
-    pub const fn per_minute(count: u32) -> Rate {
-        Rate {
-            count,
-            per: Duration::from_secs(60),
-        }
-    }
-    pub const fn per_hour(count: u32) -> Rate {
-        Rate {
-            count,
-            per: Duration::from_secs(3600),
-        }
-    }
-
-    /// Parses `10/s`, `120/min`, `1000/h`.
-    pub fn parse(s: &str) -> Option<Rate> {
-        let (n, unit) = s.trim().split_once('/')?;
-        let count: u32 = n.trim().parse().ok().filter(|c| *c > 0)?;
-        let per = match unit.trim() {
-            "s" | "sec" | "second" => Duration::from_secs(1),
-            "m" | "min" | "minute" => Duration::from_secs(60),
-            "h" | "hour" => Duration::from_secs(3600),
-            _ => return None,
-        };
-        Some(Rate { count, per })
-    }
-}
 
 /// Where and how to reach one platform.
 #[derive(Clone)]
@@ -68,31 +27,12 @@ pub struct Endpoint {
     pub token: SecretValue,
     /// The environment variable the token came from, for messages.
     pub token_var: &'static str,
-    /// Buckets the client stays under (all must allow a request).
+    /// Buckets the client stays under in each rate-limit scope (all must allow a request).
     pub rates: Vec<Rate>,
-    /// Whether the buckets count the whole platform or each endpoint.
-    pub rate_scope: RateScope,
     /// Query pairs added to every request (Vercel's `teamId`).
     pub extra_query: Vec<(String, String)>,
     pub timeout: Duration,
     pub retry: Policy,
-}
-
-/// Counters for metrics and benchmarks.
-#[derive(Debug, Default)]
-pub struct ApiStats {
-    pub calls: AtomicU64,
-    pub writes: AtomicU64,
-    pub retries: AtomicU64,
-    pub rate_limit_waits: AtomicU64,
-    pub rate_limit_wait_ms: AtomicU64,
-    pub errors: AtomicU64,
-}
-
-impl ApiStats {
-    pub fn get(&self, c: &AtomicU64) -> u64 {
-        c.load(Ordering::Relaxed)
-    }
 }
 
 /// Whether a request may be sent again after an ambiguous failure.
@@ -157,75 +97,26 @@ pub struct Reply {
     pub body: Value,
 }
 
-type Bucket = RateLimiter<NotKeyed, InMemoryState, DefaultClock>;
-type KeyedBucket =
-    RateLimiter<String, governor::state::keyed::DefaultKeyedStateStore<String>, DefaultClock>;
-
-/// What one bucket counts: all of a platform's requests (Railway limits per token), or each
-/// endpoint's separately (Supabase limits per project and endpoint, Vercel per endpoint).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum RateScope {
-    #[default]
-    Platform,
-    Endpoint,
-}
-
-/// The bucket key of a request under `RateScope::Endpoint`: the method and path, with ids
-/// (segments holding digits or dots, or `prj_`/`dpl_`-style prefixes) folded for Vercel, whose
-/// limits are per endpoint; Supabase paths keep the project ref, whose limits are per project.
-pub fn endpoint_key(platform: Platform, method: &Method, path: &str) -> String {
-    let path = path.split('?').next().unwrap_or(path);
-    let folded: Vec<&str> = path
-        .split('/')
-        .map(|seg| {
-            let id_like = seg.chars().any(|c| c.is_ascii_digit() || c == '.')
-                && !seg.starts_with('v')
-                || seg.contains('_');
-            if platform == Platform::Vercel && id_like {
-                "*"
-            } else {
-                seg
-            }
-        })
-        .collect();
-    format!("{method} {}", folded.join("/"))
-}
-
 /// The shared client for one platform.
 pub struct Http {
     client: reqwest::Client,
     ep: Endpoint,
-    buckets: Vec<Bucket>,
-    keyed: Vec<KeyedBucket>,
-    /// The platform said to wait (429, or X-RateLimit-Remaining: 0) until this instant.
-    pause_until: std::sync::Mutex<Option<tokio::time::Instant>>,
+    limits: Limiter,
+    /// The token was rejected (401/403) at this instant, with this error: every call fails
+    /// at once with it until `REJECTION_HOLD` has passed, then one call tries again.
+    rejected: Mutex<Option<(Instant, ProviderError)>>,
     pub stats: Arc<ApiStats>,
 }
 
+/// How long a rejected token stops a platform's calls (one pass, and then some).
+pub const REJECTION_HOLD: Duration = Duration::from_secs(60);
+
+/// At most this many rate-limited answers in a row for one call before it gives up (each waits
+/// as the platform asks, so this is a bound, not a pace).
+const MAX_RATE_LIMITED: u32 = 30;
+
 impl Http {
     pub fn new(ep: Endpoint) -> Http {
-        let quota = |r: &Rate| {
-            NonZeroU32::new(r.count)
-                .and_then(|n| Quota::with_period(r.per / r.count).map(|q| q.allow_burst(n)))
-        };
-        let (buckets, keyed) = match ep.rate_scope {
-            RateScope::Platform => (
-                ep.rates
-                    .iter()
-                    .filter_map(quota)
-                    .map(RateLimiter::direct)
-                    .collect(),
-                vec![],
-            ),
-            RateScope::Endpoint => (
-                vec![],
-                ep.rates
-                    .iter()
-                    .filter_map(quota)
-                    .map(RateLimiter::keyed)
-                    .collect(),
-            ),
-        };
         let client = reqwest::Client::builder()
             .timeout(ep.timeout)
             .user_agent(concat!("tether/", env!("CARGO_PKG_VERSION")))
@@ -233,10 +124,9 @@ impl Http {
             .expect("an HTTP client with rustls");
         Http {
             client,
+            limits: Limiter::new(ep.platform, &ep.rates),
             ep,
-            buckets,
-            keyed,
-            pause_until: std::sync::Mutex::new(None),
+            rejected: Mutex::new(None),
             stats: Arc::new(ApiStats::default()),
         }
     }
@@ -245,16 +135,76 @@ impl Http {
         self.ep.platform
     }
 
+    /// Remembers that the platform rejected the token (for answers the client reads itself,
+    /// such as Railway's GraphQL errors).
+    pub fn note_rejection(&self, e: &ProviderError) {
+        if matches!(e, ProviderError::Unauthorized { .. }) {
+            *self.rejected.lock().expect("rejected") = Some((Instant::now(), e.clone()));
+        }
+    }
+
+    fn rejection(&self) -> Option<ProviderError> {
+        let mut r = self.rejected.lock().expect("rejected");
+        match &*r {
+            Some((at, e)) if at.elapsed() < REJECTION_HOLD => Some(e.clone()),
+            Some(_) => {
+                *r = None;
+                None
+            }
+            None => None,
+        }
+    }
+
     /// Sends a request, retrying what is safe to retry, and classifies the outcome.
     pub async fn call(&self, call: Call<'_>) -> Result<Reply, ProviderError> {
+        let what = format!("{} {} {}", self.ep.platform.title(), call.method, call.path);
+        let guard = self.stats.begin(what.clone());
+        let scope = limits::scope(self.ep.platform, &call.method, &call.path);
         let mut backoff = self.ep.retry.start();
+        let mut limited = 0;
         loop {
-            let err = match self.attempt(&call).await {
+            if let Some(e) = self.rejection() {
+                return Err(e);
+            }
+            if let Some(p) = self.limits.pause_of(&scope) {
+                self.stats.describe(
+                    &guard,
+                    format!(
+                        "{what} (waiting for the rate limit until {})",
+                        p.until.format("%H:%M:%S")
+                    ),
+                );
+            }
+            let waited = self
+                .limits
+                .admit(
+                    &scope,
+                    limits::strict_rate(self.ep.platform, &call.method, &call.path).is_some(),
+                )
+                .await;
+            self.count_wait(waited);
+            self.stats.describe(&guard, what.clone());
+            let err = match self.attempt(&call, &scope).await {
                 Ok(r) => return Ok(r),
                 Err(e) => e,
             };
             self.stats.errors.fetch_add(1, Ordering::Relaxed);
+            if matches!(err, ProviderError::Unauthorized { .. }) {
+                self.note_rejection(&err);
+                return Err(err);
+            }
             let (retry, wait) = match &err {
+                // A 429 has paused the scope; the next admission waits for it.
+                ProviderError::Unavailable {
+                    rate_limited: true, ..
+                } => {
+                    limited += 1;
+                    if limited >= MAX_RATE_LIMITED {
+                        return Err(err);
+                    }
+                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
                 ProviderError::Unavailable { retry_after, .. } => (true, *retry_after),
                 ProviderError::Garbage { .. } => (true, None),
                 ProviderError::Ambiguous { .. } => (call.mode == Mode::Idempotent, None),
@@ -267,49 +217,31 @@ impl Http {
                 return Err(err);
             };
             self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .describe(&guard, format!("{what} (retrying after: {err})"));
             tracing::debug!(platform = %self.ep.platform, path = %call.path, error = %err, "retrying");
             tokio::time::sleep(wait.map_or(delay, |w| w.max(Duration::from_millis(1)))).await;
         }
     }
 
-    async fn throttle(&self, call: &Call<'_>) {
-        let pause = *self.pause_until.lock().expect("pause lock");
-        if let Some(until) = pause
-            && until > tokio::time::Instant::now()
-        {
-            self.stats.rate_limit_waits.fetch_add(1, Ordering::Relaxed);
-            tokio::time::sleep_until(until).await;
+    fn count_wait(&self, w: limits::Waited) {
+        if w.waits == 0 {
+            return;
         }
-        let key = (!self.keyed.is_empty())
-            .then(|| endpoint_key(self.ep.platform, &call.method, &call.path));
-        // Each bucket in turn, each taking exactly one cell per request: checking them all
-        // again after a wait would take a cell from every bucket that allowed it, and the
-        // waiters for a per-second bucket would drain an hourly budget without sending.
-        for b in &self.buckets {
-            while let Err(n) = b.check() {
-                self.wait(n.wait_time_from(DefaultClock::default().now()))
-                    .await;
-            }
-        }
-        for b in &self.keyed {
-            let key = key.as_ref().expect("key");
-            while let Err(n) = b.check_key(key) {
-                self.wait(n.wait_time_from(DefaultClock::default().now()))
-                    .await;
-            }
-        }
-    }
-
-    async fn wait(&self, wait: Duration) {
-        self.stats.rate_limit_waits.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .rate_limit_waits
+            .fetch_add(w.waits, Ordering::Relaxed);
         self.stats
             .rate_limit_wait_ms
-            .fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
-        tokio::time::sleep(wait.max(Duration::from_millis(1))).await;
+            .fetch_add(w.time.as_millis() as u64, Ordering::Relaxed);
     }
 
-    async fn attempt(&self, call: &Call<'_>) -> Result<Reply, ProviderError> {
-        self.throttle(call).await;
+    /// The calls in flight and the pauses in force, in words.
+    pub fn pending(&self) -> Vec<String> {
+        self.stats.in_flight()
+    }
+
+    async fn attempt(&self, call: &Call<'_>, scope: &str) -> Result<Reply, ProviderError> {
         let platform = self.ep.platform;
         let url = format!("{}{}", self.ep.base, call.path);
         let mut req = self
@@ -335,6 +267,7 @@ impl Http {
                     platform,
                     detail: format!("cannot connect to {}", self.ep.base),
                     retry_after: None,
+                    rate_limited: false,
                 });
             }
             Err(e) => {
@@ -348,7 +281,6 @@ impl Http {
         };
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        self.note_rate_headers(&headers);
         let is_json = headers
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -379,12 +311,28 @@ impl Http {
         };
         let message = || platform_message(&body).unwrap_or_else(|| excerpt(&text));
         match status {
-            200..=299 => Ok(Reply { status, body }),
-            429 => Err(ProviderError::Unavailable {
-                platform,
-                detail: "rate limited (429)".into(),
-                retry_after: retry_after(&headers).or(Some(Duration::from_secs(1))),
-            }),
+            200..=299 => {
+                // No requests left in this scope's window: wait for its reset before the next.
+                if let Some(wait) = limits::spent(&headers) {
+                    self.limits.pause(scope, wait, "remaining 0");
+                    self.stats.set_pauses(self.limits.pauses());
+                }
+                Ok(Reply { status, body })
+            }
+            429 => {
+                let wait = limits::wait_of_429(&headers).unwrap_or(Duration::from_secs(1));
+                self.limits.pause(scope, wait, "429");
+                self.stats.set_pauses(self.limits.pauses());
+                Err(ProviderError::Unavailable {
+                    platform,
+                    detail: format!(
+                        "rate limited (429) on {}",
+                        limits::describe(platform, scope)
+                    ),
+                    retry_after: Some(wait),
+                    rate_limited: true,
+                })
+            }
             401 | 403 => Err(ProviderError::Unauthorized {
                 platform,
                 var: self.ep.token_var,
@@ -407,7 +355,8 @@ impl Http {
                     Err(ProviderError::Unavailable {
                         platform,
                         detail,
-                        retry_after: retry_after(&headers),
+                        retry_after: limits::retry_after(&headers),
+                        rate_limited: false,
                     })
                 } else {
                     Err(ProviderError::Ambiguous { platform, detail })
@@ -419,7 +368,8 @@ impl Http {
                     Err(ProviderError::Unavailable {
                         platform,
                         detail,
-                        retry_after: retry_after(&headers),
+                        retry_after: limits::retry_after(&headers),
+                        rate_limited: false,
                     })
                 } else {
                     Err(ProviderError::Ambiguous { platform, detail })
@@ -432,42 +382,6 @@ impl Http {
             }),
         }
     }
-
-    /// When the platform says no requests remain, pause until its reset.
-    fn note_rate_headers(&self, h: &reqwest::header::HeaderMap) {
-        let get = |k: &str| {
-            h.get(k)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<f64>().ok())
-        };
-        if get("x-ratelimit-remaining") != Some(0.0) {
-            return;
-        }
-        let Some(reset) = get("x-ratelimit-reset") else {
-            return;
-        };
-        // Epoch seconds (Railway, Vercel) or seconds from now (Supabase).
-        let secs = if reset > 1e9 {
-            reset - chrono::Utc::now().timestamp() as f64
-        } else {
-            reset
-        };
-        let secs = secs.clamp(0.0, 3600.0);
-        *self.pause_until.lock().expect("pause lock") =
-            Some(tokio::time::Instant::now() + Duration::from_secs_f64(secs));
-    }
-}
-
-fn retry_after(h: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let v = h
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .to_string();
-    v.parse::<u64>()
-        .ok()
-        .map(|s| Duration::from_secs(s.min(3600)))
 }
 
 /// The human message in a platform's error body: Vercel `error.message`, Supabase `message`,
@@ -494,77 +408,6 @@ fn without_url(e: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn endpoint_keys_fold_vercel_ids_and_keep_supabase_refs() {
-        let k = |p, m: Method, path: &str| endpoint_key(p, &m, path);
-        assert_eq!(
-            k(Platform::Vercel, Method::POST, "/v10/projects/prj_8/env"),
-            "POST /v10/projects/*/env"
-        );
-        assert_eq!(
-            k(
-                Platform::Vercel,
-                Method::POST,
-                "/v9/projects/prj_1/domains/www.a.com/verify"
-            ),
-            "POST /v9/projects/*/domains/*/verify"
-        );
-        assert_eq!(
-            k(
-                Platform::Supabase,
-                Method::GET,
-                "/v1/projects/abcdefghijklmnopqrst/secrets"
-            ),
-            "GET /v1/projects/abcdefghijklmnopqrst/secrets"
-        );
-    }
-
-    /// Waiting on a per-second bucket must not spend the hourly budget: 40 requests at 20/s
-    /// take exactly 40 of the 1,000 hourly cells.
-    #[tokio::test]
-    async fn waiting_on_one_bucket_takes_nothing_from_the_others() {
-        let http = Http::new(Endpoint {
-            platform: Platform::Railway,
-            base: "http://127.0.0.1:9".into(),
-            token: SecretValue::new("t".into()),
-            token_var: "RAILWAY_TOKEN",
-            rates: vec![Rate::per_second(20), Rate::per_hour(1000)],
-            rate_scope: RateScope::Platform,
-            extra_query: vec![],
-            timeout: Duration::from_secs(1),
-            retry: Policy::REQUEST,
-        });
-        let http = Arc::new(http);
-        let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..40 {
-            let http = http.clone();
-            tasks.spawn(async move { http.throttle(&Call::get("/graphql/v2")).await });
-        }
-        tasks.join_all().await;
-        assert!(
-            http.stats.get(&http.stats.rate_limit_waits) > 0,
-            "the test must wait"
-        );
-        let hourly = &http.buckets[1];
-        assert!(
-            hourly
-                .check_n(NonZeroU32::new(960).unwrap())
-                .unwrap()
-                .is_ok(),
-            "960 hourly cells must be left"
-        );
-        assert!(hourly.check().is_err(), "and no more than 960");
-    }
-
-    #[test]
-    fn rates_parse() {
-        assert_eq!(Rate::parse("10/s"), Some(Rate::per_second(10)));
-        assert_eq!(Rate::parse("120/min"), Some(Rate::per_minute(120)));
-        assert_eq!(Rate::parse("1000/h"), Some(Rate::per_hour(1000)));
-        assert_eq!(Rate::parse("0/s"), None);
-        assert_eq!(Rate::parse("ten/s"), None);
-    }
 
     #[test]
     fn messages_come_from_each_platform_shape() {

@@ -3,7 +3,9 @@
 
 pub mod error;
 pub mod http;
+pub mod limits;
 pub mod railway;
+pub mod stats;
 pub mod supabase;
 pub mod vercel;
 
@@ -16,7 +18,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use error::ProviderError;
-pub use http::{ApiStats, Endpoint, Rate};
+pub use http::{Endpoint, Rate};
+pub use stats::{ApiCounters, ApiStats};
 
 use crate::manifest::{DesiredState, EnvironmentSpec, Platform, Resource};
 use crate::observed::{ObservedDeployment, ObservedEnv};
@@ -243,10 +246,6 @@ pub fn endpoint(p: Platform, base: &str, token: SecretValue, rates: Vec<Rate>) -
         extra_query: vec![],
         timeout: Duration::from_secs(30),
         retry: Policy::REQUEST,
-        rate_scope: match p {
-            Platform::Railway => http::RateScope::Platform,
-            Platform::Vercel | Platform::Supabase => http::RateScope::Endpoint,
-        },
     }
 }
 
@@ -258,6 +257,15 @@ impl Providers {
     pub fn get(&self, p: Platform) -> Option<&Arc<dyn Provider>> {
         self.0.get(&p)
     }
+}
+
+/// Every client's request counters and rate-limit pauses, by platform name.
+pub fn api_counters(providers: &Providers) -> BTreeMap<String, ApiCounters> {
+    providers
+        .0
+        .iter()
+        .map(|(p, prov)| (p.to_string(), ApiCounters::from(prov.stats().as_ref())))
+        .collect()
 }
 
 /// The platforms the manifests use.

@@ -238,17 +238,8 @@ impl Reconciler {
     }
 
     /// Request counters of every platform client.
-    pub fn api_stats(&self) -> BTreeMap<String, crate::server::ApiCounters> {
-        self.providers
-            .0
-            .iter()
-            .map(|(p, prov)| {
-                (
-                    p.to_string(),
-                    crate::server::ApiCounters::from(prov.stats().as_ref()),
-                )
-            })
-            .collect()
+    pub fn api_stats(&self) -> BTreeMap<String, crate::provider::ApiCounters> {
+        crate::provider::api_counters(&self.providers)
     }
 
     /// Takes the result of loading the manifests. An invalid folder keeps the last good desired
@@ -524,6 +515,24 @@ impl Reconciler {
             report.counts.resources
         );
         Ok(report)
+    }
+
+    /// Each platform's rejected (or missing) token, in words, once per platform.
+    pub fn token_errors(&self) -> Vec<String> {
+        let mut seen = BTreeMap::new();
+        let errors = self
+            .observe_errors
+            .values()
+            .chain(self.outcomes.values().filter_map(|o| o.error.as_ref()));
+        for e in errors {
+            if matches!(
+                e,
+                ProviderError::Unauthorized { .. } | ProviderError::MissingToken { .. }
+            ) {
+                seen.entry(e.platform()).or_insert_with(|| e.to_string());
+            }
+        }
+        seen.into_values().collect()
     }
 
     fn api_calls(&self) -> u64 {

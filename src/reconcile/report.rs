@@ -108,6 +108,7 @@ pub(super) fn build(r: &Reconciler) -> (Index, Vec<EnvStatus>) {
             summary,
             environments: vec![],
             first_pass_done: r.first_pass_done,
+            rate_limits: Default::default(),
         };
         return (index, envs);
     };
@@ -369,6 +370,14 @@ pub(super) fn build(r: &Reconciler) -> (Index, Vec<EnvStatus>) {
             }
         }
 
+        // A token the platform rejects (or none) blocks every resource of the environment
+        // alike: nothing in it can progress until a person fixes the token.
+        if let Some(e) = observe_err.filter(|e| !e.is_retryable()) {
+            for x in resources.iter_mut().filter(|x| x.state != State::Ready) {
+                x.state = State::Stalled;
+                x.conditions = conditions(State::Stalled, e.reason(), &e.to_string());
+            }
+        }
         let notices: Vec<_> = r
             .last_plan
             .notices
@@ -449,6 +458,19 @@ pub(super) fn build(r: &Reconciler) -> (Index, Vec<EnvStatus>) {
         summary,
         environments: summaries,
         first_pass_done: r.first_pass_done,
+        rate_limits: r
+            .api_stats()
+            .into_iter()
+            .filter(|(_, c)| c.rate_limit_waits > 0 || !c.paused.is_empty())
+            .map(|(p, c)| {
+                let s = crate::status::RateLimitStatus {
+                    waits: c.rate_limit_waits,
+                    waited_seconds: c.rate_limit_wait_ms as f64 / 1000.0,
+                    paused: c.paused,
+                };
+                (p, s)
+            })
+            .collect(),
     };
     (index, envs)
 }

@@ -15,6 +15,7 @@
 //! | `tether_environments` | `state` | environments by state |
 //! | `tether_api_calls_total`, `tether_api_writes_total`, `tether_api_retries_total`, `tether_api_errors_total` | `platform` | requests to each platform |
 //! | `tether_rate_limit_waits_total`, `tether_rate_limit_wait_seconds_total` | `platform` | waits for a rate limit |
+//! | `tether_rate_limit_pause_remaining_seconds` | `platform`, `scope` | a pause a platform asked for, while it lasts |
 //! | `tether_monitor_up` | `monitor`, `environment` | 1 when the latest check passed |
 //! | `tether_monitor_status` | `monitor`, `environment`, `status` | 1 for the current of healthy/warning/critical |
 //! | `tether_monitor_p95_seconds` | `monitor`, `environment` | p95 response time over the last 5 minutes |
@@ -241,6 +242,25 @@ pub fn families(snap: &Snapshot, now: DateTime<Utc>) -> Vec<Family> {
             C,
         ))
         .with(api(|c| Num::Float(c.rate_limit_wait_ms as f64 / 1000.0))),
+        seconds(family(
+            "tether_rate_limit_pause_remaining",
+            "How long a platform has asked tether to wait, per rate-limit scope.",
+            G,
+        ))
+        .with(
+            snap.api
+                .iter()
+                .flat_map(|(p, c)| {
+                    c.paused.iter().map(move |x| {
+                        let left = (x.until - now).num_milliseconds().max(0) as f64 / 1000.0;
+                        (
+                            vec![("platform", p.clone()), ("scope", x.scope.clone())],
+                            Num::Float(left),
+                        )
+                    })
+                })
+                .collect(),
+        ),
     ];
     let mut up = family(
         "tether_monitor_up",

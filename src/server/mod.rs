@@ -34,9 +34,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
-use crate::provider::ApiStats;
+pub use crate::provider::ApiCounters;
 use crate::status::{EnvStatus, Index};
 
 use self::metrics::Metrics;
@@ -46,31 +45,6 @@ pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; char
 
 /// What the page forbids itself: nothing is fetched, only inline styles apply.
 const PAGE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
-
-/// One platform's request counters, copied out of its [`ApiStats`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ApiCounters {
-    pub calls: u64,
-    pub writes: u64,
-    pub retries: u64,
-    pub rate_limit_waits: u64,
-    pub rate_limit_wait_ms: u64,
-    pub errors: u64,
-}
-
-impl From<&ApiStats> for ApiCounters {
-    fn from(s: &ApiStats) -> ApiCounters {
-        ApiCounters {
-            calls: s.get(&s.calls),
-            writes: s.get(&s.writes),
-            retries: s.get(&s.retries),
-            rate_limit_waits: s.get(&s.rate_limit_waits),
-            rate_limit_wait_ms: s.get(&s.rate_limit_wait_ms),
-            errors: s.get(&s.errors),
-        }
-    }
-}
 
 /// What the server shows: the status of the latest pass and the API counters.
 #[derive(Debug, Clone)]
@@ -144,6 +118,16 @@ impl Server {
             .snapshot
             .write()
             .unwrap_or_else(PoisonError::into_inner) = snapshot;
+    }
+
+    /// Replaces only the request counters and rate-limit pauses (during a long pass, so a
+    /// stalled converge shows in `/metrics` before the pass ends).
+    pub fn update_api(&self, api: BTreeMap<String, ApiCounters>) {
+        self.inner
+            .snapshot
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .api = api;
     }
 
     /// Counts one reconcile pass: its duration, the changes it attempted and the environments

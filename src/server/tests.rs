@@ -149,6 +149,7 @@ fn snapshot() -> Snapshot {
         summary,
         environments: vec![],
         first_pass_done: true,
+        rate_limits: Default::default(),
     };
     let api = [(
         "railway".to_string(),
@@ -159,6 +160,7 @@ fn snapshot() -> Snapshot {
             rate_limit_waits: 1,
             rate_limit_wait_ms: 1500,
             errors: 3,
+            paused: vec![tether_pause()],
         },
     )];
     Snapshot {
@@ -291,4 +293,13 @@ async fn routes_answer_probes_and_lookups() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(stopped, "the server stops on the shutdown signal");
+}
+
+/// A pause on one Railway scope that ends in 30 s.
+fn tether_pause() -> crate::provider::limits::PauseView {
+    crate::provider::limits::PauseView {
+        scope: "token".into(),
+        until: chrono::Utc::now() + chrono::Duration::seconds(30),
+        cause: "429".into(),
+    }
 }

@@ -86,17 +86,22 @@ impl Default for SimTokens {
     }
 }
 
-/// Injected failures. A faulted request is, by a deterministic rng seeded from `seed`: 40% a
-/// 429 (with `Retry-After`), 30% a 500 in the platform's error shape, 20% a 502 with an HTML
-/// body, 10% a dropped connection. Faults are decided before the state is touched, so a faulted
-/// write is never applied. `/__sim` and `/__app` requests are never faulted.
+/// Injected failures. A faulted request is, by a deterministic rng seeded from `seed`:
+/// `rate_limit_share` of them a 429 (shaped by `mode`), and of the rest half a 500 in the
+/// platform's error shape, a third a 502 with an HTML body, a sixth a dropped connection.
+/// Faults are decided before the state is touched, so a faulted write is never applied.
+/// `/__sim` and `/__app` requests are never faulted.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct Faults {
     /// Share of API requests faulted, 0 to 1.
     pub rate: f64,
     pub seed: u64,
-    /// The `Retry-After` of a faulted 429, in seconds.
+    /// Share of the faults that are 429s, 0 to 1.
+    pub rate_limit_share: f64,
+    /// What an injected 429 says.
+    pub mode: FaultMode,
+    /// The `Retry-After` of an injected 429, in seconds.
     #[serde(alias = "retry_after_secs")]
     pub retry_after_secs: u64,
     /// Faulted 500s quote the request body in their message, as some platforms' errors do
@@ -109,8 +114,47 @@ impl Default for Faults {
         Faults {
             rate: 0.0,
             seed: 0,
+            rate_limit_share: 0.4,
+            mode: FaultMode::Window,
             retry_after_secs: 1,
             echo_body: false,
+        }
+    }
+}
+
+/// What an injected 429 says, in its headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultMode {
+    /// As the platforms answer: the window is spent until its end. `Retry-After` (short),
+    /// `X-RateLimit-Remaining: 0` and `X-RateLimit-Reset` at the end of the current minute
+    /// (epoch seconds for Railway and Vercel, seconds from now for Supabase).
+    #[default]
+    Window,
+    /// As `window`, without `Retry-After`: the client must wait for the reset.
+    ResetOnly,
+    /// A short pause only: `Retry-After` and a reset that many seconds away.
+    Short,
+}
+
+impl FaultMode {
+    pub const HELP: &str = "window (the default): a 429 with Retry-After: 1, \
+X-RateLimit-Remaining 0 and X-RateLimit-Reset at the end of the current minute, as the platforms \
+send when a window is spent; reset-only: the same without Retry-After, so the client must wait \
+for the reset; short: Retry-After and a reset that many seconds away. Every mode also injects \
+500s in the platform's error shape, 502s with an HTML body and dropped connections";
+}
+
+impl std::str::FromStr for FaultMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "window" => Ok(FaultMode::Window),
+            "reset-only" => Ok(FaultMode::ResetOnly),
+            "short" => Ok(FaultMode::Short),
+            _ => Err(format!(
+                "{s:?} is not a fault mode (window, reset-only or short)"
+            )),
         }
     }
 }
@@ -173,6 +217,17 @@ pub enum SimPlatform {
     Railway,
     Vercel,
     Supabase,
+}
+
+impl SimPlatform {
+    /// The platform this stands in for.
+    pub fn platform(self) -> crate::manifest::Platform {
+        match self {
+            SimPlatform::Railway => crate::manifest::Platform::Railway,
+            SimPlatform::Vercel => crate::manifest::Platform::Vercel,
+            SimPlatform::Supabase => crate::manifest::Platform::Supabase,
+        }
+    }
 }
 
 /// One API request as the simulator saw it.

@@ -18,8 +18,8 @@ use super::http::{self, ApiRequest, Ctx, Reply, ReplyBody};
 use super::listener::{ConnKill, SimListener};
 use super::state::{Clock, SimState};
 use super::{
-    AppBehavior, Faults, RecordedRequest, Seed, SimConfig, SimHandle, SimPlatform, admin, apps,
-    graphql, supabase, vercel,
+    AppBehavior, FaultMode, Faults, RecordedRequest, Seed, SimConfig, SimHandle, SimPlatform,
+    admin, apps, graphql, supabase, vercel,
 };
 
 /// The body of an injected 502.
@@ -44,9 +44,9 @@ pub(crate) struct Shared {
     pub requests: Vec<RecordedRequest>,
     pub apps: HashMap<String, AppBehavior>,
     rng: StdRng,
-    /// Per platform: the start of the current rate-limit window (ms since the epoch) and the
+    /// Per platform and scope: the start of the current rate-limit window (ms since the epoch) and the
     /// requests counted in it.
-    windows: HashMap<SimPlatform, (i64, u32)>,
+    windows: HashMap<(SimPlatform, String), (i64, u32)>,
 }
 
 enum Fault {
@@ -78,35 +78,47 @@ impl Shared {
         if rate <= 0.0 || self.random() >= rate {
             return None;
         }
+        let share = self.config.faults.rate_limit_share.clamp(0.0, 1.0);
         let k = self.random();
-        Some(if k < 0.4 {
+        Some(if k < share {
             Fault::RateLimit
-        } else if k < 0.7 {
-            Fault::Internal
-        } else if k < 0.9 {
-            Fault::BadGateway
         } else {
-            Fault::Drop
+            // The rest: half 500s, a third 502s, a sixth drops.
+            let r = (k - share) / (1.0 - share).max(f64::EPSILON);
+            if r < 0.5 {
+                Fault::Internal
+            } else if r < 5.0 / 6.0 {
+                Fault::BadGateway
+            } else {
+                Fault::Drop
+            }
         })
     }
 
-    /// Counts the request against its platform's window: the headers to send, or the 429.
+    /// Counts the request against its scope's window (Railway: the token; Vercel: the
+    /// endpoint; Supabase: the project and endpoint, with a stricter budget for the
+    /// custom-hostname writes): the headers to send, or the 429.
     fn rate_check(
         &mut self,
         p: SimPlatform,
+        req: &ApiRequest,
         now: DateTime<Utc>,
     ) -> Result<Vec<(&'static str, String)>, Reply> {
         let Some(limits) = self.config.rate_limits else {
             return Ok(Vec::new());
         };
-        let (limit, window_ms) = match p {
-            SimPlatform::Railway => (limits.railway_per_sec, 1_000),
-            SimPlatform::Vercel => (limits.vercel_per_min, 60_000),
-            SimPlatform::Supabase => (limits.supabase_per_min, 60_000),
+        let platform = p.platform();
+        let strict = crate::provider::limits::strict_rate(platform, &req.method, &req.path);
+        let (limit, window_ms) = match (p, strict) {
+            (_, Some(r)) => (r.count, r.per.as_millis() as i64),
+            (SimPlatform::Railway, _) => (limits.railway_per_sec, 1_000),
+            (SimPlatform::Vercel, _) => (limits.vercel_per_min, 60_000),
+            (SimPlatform::Supabase, _) => (limits.supabase_per_min, 60_000),
         };
+        let scope = crate::provider::limits::scope(platform, &req.method, &req.path);
         let now_ms = now.timestamp_millis();
         // A window opens with the first request after the previous one closed.
-        let entry = self.windows.entry(p).or_insert((now_ms, 0));
+        let entry = self.windows.entry((p, scope)).or_insert((now_ms, 0));
         if now_ms >= entry.0 + window_ms {
             *entry = (now_ms, 0);
         }
@@ -136,6 +148,28 @@ impl Shared {
         Ok(headers)
     }
 
+    /// An injected 429, as the fault mode shapes it.
+    fn injected_429(&self, p: SimPlatform, now: DateTime<Utc>, retry: u64) -> Reply {
+        let retry_s = i64::try_from(retry).unwrap_or(1);
+        let (end, retry_after) = match self.config.faults.mode {
+            FaultMode::Short => (now.timestamp() + retry_s, Some(retry)),
+            // The current one-minute window is spent until its end.
+            FaultMode::Window => ((now.timestamp() / 60 + 1) * 60, Some(retry)),
+            FaultMode::ResetOnly => ((now.timestamp() / 60 + 1) * 60, None),
+        };
+        let reset = match p {
+            SimPlatform::Supabase => (end - now.timestamp()).max(1),
+            _ => end,
+        };
+        let mut reply = http::rate_limited(p, end, 0)
+            .header("x-ratelimit-remaining", "0".into())
+            .header("x-ratelimit-reset", reset.to_string());
+        if let Some(r) = retry_after {
+            reply = reply.header("retry-after", r.to_string());
+        }
+        reply
+    }
+
     /// Answers one API request: (answer, faulted, drop the connection).
     fn handle(
         &mut self,
@@ -147,10 +181,7 @@ impl Shared {
         if let Some(fault) = self.draw_fault() {
             let retry = self.config.faults.retry_after_secs;
             let reply = match fault {
-                Fault::RateLimit => {
-                    let reset = now.timestamp() + i64::try_from(retry).unwrap_or(1);
-                    http::rate_limited(p, reset, 0).header("retry-after", retry.to_string())
-                }
+                Fault::RateLimit => self.injected_429(p, now, retry),
                 Fault::Internal if self.config.faults.echo_body => {
                     let body = req.body.as_ref().map(|b| b.to_string()).unwrap_or_default();
                     http::internal_error_quoting(p, &body)
@@ -165,7 +196,7 @@ impl Shared {
             };
             return (reply, true, false);
         }
-        let limit_headers = match self.rate_check(p, now) {
+        let limit_headers = match self.rate_check(p, req, now) {
             Ok(h) => h,
             Err(reply) => return (reply, false, false),
         };

@@ -3,6 +3,7 @@
 
 pub mod render;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -192,6 +193,22 @@ pub struct Index {
     pub environments: Vec<EnvSummary>,
     /// Set once the first pass finished (readiness).
     pub first_pass_done: bool,
+    /// Per platform that has waited for a rate limit: the time waited and the pauses in force.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rate_limits: BTreeMap<String, RateLimitStatus>,
+}
+
+/// One platform's rate-limit waits, in `index.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimitStatus {
+    /// Waits for a rate limit since the daemon started.
+    pub waits: u64,
+    /// Seconds waited in all.
+    pub waited_seconds: f64,
+    /// The pauses the platform asked for that are in force.
+    #[serde(default)]
+    pub paused: Vec<crate::provider::limits::PauseView>,
 }
 
 impl Index {

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tether::daemon::{DaemonConfig, Loader, Platforms, simulated_providers_at};
 use tether::manifest::{DesiredState, Platform};
 use tether::provider::Rate;
-use tether::provider::http::endpoint_key;
+use tether::provider::limits::scope as endpoint_key;
 use tether::reconcile::{Look, Options, Reconciler};
 use tether::retry::Policy;
 use tether::simulate::RecordedRequest;

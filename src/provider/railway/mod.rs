@@ -112,32 +112,33 @@ impl Railway {
                 .and_then(Value::as_str)
                 .unwrap_or("");
             let lower = msg.to_ascii_lowercase();
-            return Err(
-                if lower.contains("not authorized") || code == "UNAUTHENTICATED" {
-                    ProviderError::Unauthorized {
-                        platform: P,
-                        var: "RAILWAY_TOKEN",
-                        detail: msg,
-                    }
-                } else if lower.contains("not found") {
-                    ProviderError::NotFound {
-                        platform: P,
-                        what: msg,
-                    }
-                } else if code == "INTERNAL_SERVER_ERROR" {
-                    ProviderError::Unavailable {
-                        platform: P,
-                        detail: msg,
-                        retry_after: None,
-                    }
-                } else {
-                    ProviderError::Rejected {
-                        platform: P,
-                        status: reply.status,
-                        message: msg,
-                    }
-                },
-            );
+            let err = if lower.contains("not authorized") || code == "UNAUTHENTICATED" {
+                ProviderError::Unauthorized {
+                    platform: P,
+                    var: "RAILWAY_TOKEN",
+                    detail: msg,
+                }
+            } else if lower.contains("not found") {
+                ProviderError::NotFound {
+                    platform: P,
+                    what: msg,
+                }
+            } else if code == "INTERNAL_SERVER_ERROR" {
+                ProviderError::Unavailable {
+                    platform: P,
+                    detail: msg,
+                    retry_after: None,
+                    rate_limited: false,
+                }
+            } else {
+                ProviderError::Rejected {
+                    platform: P,
+                    status: reply.status,
+                    message: msg,
+                }
+            };
+            self.http.note_rejection(&err);
+            return Err(err);
         }
         reply
             .body
@@ -347,6 +348,7 @@ impl Railway {
             platform: P,
             detail: format!("creating {hostname} kept failing"),
             retry_after: None,
+            rate_limited: false,
         })
     }
 
@@ -436,6 +438,7 @@ impl Railway {
             platform: P,
             detail: format!("deploying {commit} kept failing"),
             retry_after: None,
+            rate_limited: false,
         })
     }
 

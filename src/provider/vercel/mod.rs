@@ -278,6 +278,7 @@ impl Vercel {
                         platform: P,
                         detail: format!("adding {name} failed; it will be tried again"),
                         retry_after: None,
+                        rate_limited: false,
                     })
                 }
             }
@@ -444,6 +445,7 @@ impl Vercel {
             platform: P,
             detail: "creating the deployment kept failing".into(),
             retry_after: None,
+            rate_limited: false,
         })
     }
 
