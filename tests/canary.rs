@@ -166,6 +166,7 @@ async fn the_canary_appears_nowhere() {
             seed: 3,
             retry_after_secs: 0,
             echo_body: true,
+            ..Default::default()
         },
         ..Default::default()
     };

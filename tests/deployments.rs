@@ -34,6 +34,7 @@ fn slow() -> Timings {
         deploying: s,
         domain_verify: Duration::from_millis(20),
         cert_issue: Duration::from_millis(20),
+        vercel_self_issue: true,
     }
 }
 

@@ -93,6 +93,10 @@ pub struct RunArgs {
     /// Do not probe certificates.
     #[arg(long, conflicts_with = "tls_probe_port")]
     pub no_tls_probe: bool,
+    /// A verified Vercel domain with no certificate after this long gets one issuance request
+    /// (`POST /v8/certs`); if that fails, the next waits 1 h, then 2 h, 4 h … 32 h.
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    pub cert_grace: HumanDuration,
     /// After variable writes, wait this long with no further writes before the one redeploy.
     #[arg(long, value_name = "DURATION", default_value = "2s")]
     pub redeploy_quiet: HumanDuration,
@@ -167,6 +171,7 @@ pub fn run(global: &Global, args: RunArgs) -> Result<ExitCode, CliError> {
             domains: domain_checks(&args)?,
             backups: !args.no_backups && !args.simulate,
             monitor_book: None,
+            cert_grace: args.cert_grace.0,
         },
         keyring,
         key_source: super::key_source(global),

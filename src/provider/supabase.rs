@@ -331,6 +331,11 @@ impl Supabase {
                     Ok(Some(h)) if h["status"] == "4_origin_setup_completed" => {
                         self.activate_hostname(r).await.map(|_| Applied::default())
                     }
+                    // Never initialized (or reset by the platform): initialize again.
+                    Ok(Some(h)) if h["status"] == "1_not_started" => self
+                        .initialize_hostname(r, &c.key.name)
+                        .await
+                        .map(|_| Applied::default()),
                     Ok(Some(_)) => self.reverify_hostname(r).await.map(|_| Applied::default()),
                     Ok(None) => Err(ProviderError::NotFound {
                         platform: P,
@@ -396,8 +401,12 @@ fn hostname_domain(r: &str, h: &Value) -> ObservedDomain {
         verified: status >= "3_challenge_verified",
         required_records,
         certificate: Some(PlatformCert {
-            status: if status == "5_services_reconfigured" || status == "4_origin_setup_completed" {
+            // At 4 the certificate is issued but the hostname is not yet active: tether
+            // activates it (the platform never moves to 5 by itself).
+            status: if status == "5_services_reconfigured" {
                 "active".into()
+            } else if status == "4_origin_setup_completed" {
+                status.to_string()
             } else if ssl.is_empty() {
                 status.to_string()
             } else {

@@ -152,8 +152,8 @@ impl Reconciler {
                 backoff.on_success();
                 self.store.put(trees::CERTS, &c.spec.domain, &backoff)?;
             }
-            // Vercel issues certificates itself after verification: give it an hour before
-            // asking (and then back off, doubling).
+            // Vercel usually issues certificates itself after verification: give it the grace
+            // period before asking (and then back off, hours, doubling).
             let vercel = desired
                 .environments
                 .get(&d.spec.environment)
@@ -164,7 +164,9 @@ impl Reconciler {
                 && backoff.next_attempt.is_none()
                 && backoff.failures == 0
             {
-                backoff.next_attempt = Some(now + chrono::Duration::hours(1));
+                let grace = chrono::Duration::from_std(self.opts.cert_grace)
+                    .unwrap_or(chrono::Duration::minutes(5));
+                backoff.next_attempt = Some(now + grace);
                 self.store.put(trees::CERTS, &c.spec.domain, &backoff)?;
             }
             od.issue_due = c.spec.auto_renewal

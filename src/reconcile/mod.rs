@@ -90,6 +90,9 @@ pub struct Options {
     pub backups: bool,
     /// Monitor results, for monitors' status (none: monitors are not run).
     pub monitor_book: Option<Arc<std::sync::Mutex<crate::monitor::MonitorBook>>>,
+    /// How long a verified Vercel domain may go without a certificate before tether asks for
+    /// one (`POST /v8/certs`).
+    pub cert_grace: Duration,
 }
 
 impl std::fmt::Debug for dyn HealthSource {
@@ -114,6 +117,7 @@ impl Default for Options {
             },
             backups: false,
             monitor_book: None,
+            cert_grace: Duration::from_secs(300),
         }
     }
 }

@@ -53,7 +53,14 @@ impl Reconciler {
                 error: r.as_ref().err().cloned(),
             },
         );
-        let Ok(applied) = r else { return Ok(()) };
+        let Ok(applied) = r else {
+            // A failed issuance request waits out the backoff too (1 h, doubling) instead
+            // of being sent again every pass.
+            if let (Action::Update, Detail::Certificate { hostname, .. }) = (&c.action, &c.detail) {
+                self.issuance_requested(hostname, now)?;
+            }
+            return Ok(());
+        };
         self.synced_at.insert(c.key.clone(), now);
         let env = &c.key.environment;
         let obs = self.observed.environments.entry(env.clone()).or_default();

@@ -169,6 +169,9 @@ pub struct Timings {
     pub domain_verify: Duration,
     /// From verification until the certificate is issued.
     pub cert_issue: Duration,
+    /// Vercel issues a verified domain's certificate by itself (`cert_issue` later); when
+    /// false, only `POST /v8/certs` brings one, as happens on the real platform.
+    pub vercel_self_issue: bool,
 }
 
 impl Default for Timings {
@@ -179,6 +182,7 @@ impl Default for Timings {
             deploying: Duration::from_secs(2),
             domain_verify: Duration::from_secs(2),
             cert_issue: Duration::from_secs(2),
+            vercel_self_issue: true,
         }
     }
 }

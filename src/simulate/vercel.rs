@@ -51,7 +51,8 @@ pub struct VercelEnv {
     pub updated_at: DateTime<Utc>,
 }
 
-/// A project domain; verified `verify_ms` after it was added, certificate `cert_ms` later.
+/// A project domain; verified `verify_ms` after it was added, certificate `cert_ms` later
+/// (never when negative: only `POST /v8/certs` brings one).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VercelDomain {
@@ -149,7 +150,7 @@ impl VercelState {
         for p in self.projects.iter_mut() {
             for d in p.domains.iter_mut() {
                 let due = plus_ms(d.verified_at(), d.cert_ms);
-                if !d.cert_issued && now >= due {
+                if !d.cert_issued && d.cert_ms >= 0 && now >= due {
                     d.cert_issued = true;
                     *next_id += 1;
                     self.certs.push(VercelCert {
@@ -221,7 +222,7 @@ pub(crate) fn handle(state: &mut SimState, ctx: &Ctx, req: &ApiRequest) -> Reply
     let segs = req.segs();
     let r = match (req.method.as_str(), segs.as_slice()) {
         ("GET", ["v9", "projects", p]) => get_project(state, p),
-        ("GET", ["v10", "projects", p, "env"]) => env::list_env(state, p),
+        ("GET", ["v10", "projects", p, "env"]) => env::list_env(state, p, req),
         ("POST", ["v10", "projects", p, "env"]) => env::create_env(state, ctx, req, p),
         ("PATCH", ["v9", "projects", p, "env", e]) => env::edit_env(state, ctx, req, p, e),
         ("DELETE", ["v9", "projects", p, "env", e]) => env::delete_env(state, p, e),

@@ -127,7 +127,12 @@ pub(crate) fn add_domain(
             .map(str::to_string),
         created_at: state.stamp(ctx.now),
         verify_ms: ms(ctx.timings.domain_verify),
-        cert_ms: ms(ctx.timings.cert_issue),
+        // Never, when Vercel does not issue by itself.
+        cert_ms: if ctx.timings.vercel_self_issue {
+            ms(ctx.timings.cert_issue)
+        } else {
+            -1
+        },
         cert_issued: false,
     };
     let p = &mut state.vercel.projects[pi];

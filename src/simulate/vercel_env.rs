@@ -28,12 +28,17 @@ fn env_json(e: &VercelEnv) -> Value {
     })
 }
 
-pub(crate) fn list_env(state: &SimState, p: &str) -> Result<Reply, Reply> {
+/// A project's variables, newest first, 100 a page: a longer list says `pagination.next`,
+/// which a client sends back as `until` for the next page.
+pub(crate) fn list_env(state: &SimState, p: &str, req: &ApiRequest) -> Result<Reply, Reply> {
     let p = &state.vercel.projects[state.vercel.project(p)?];
-    let envs: Vec<Value> = p.envs.iter().map(env_json).collect();
-    Ok(Reply::ok(
-        json!({ "envs": envs, "pagination": { "count": envs.len(), "next": null, "prev": null } }),
-    ))
+    let items = p
+        .envs
+        .iter()
+        .map(|e| (e.created_at.timestamp_millis(), env_json(e)))
+        .collect();
+    let (envs, pagination) = super::vercel_domains::paginate(items, req, 100);
+    Ok(Reply::ok(json!({ "envs": envs, "pagination": pagination })))
 }
 
 /// A variable as a request describes it, checked.
@@ -209,6 +214,7 @@ pub(crate) fn create_env(
         } else if envs.iter().any(|e| collides(e, &n.key, &n.target, branch)) {
             failed.push(json!({ "error": conflict(&n.key, &n.target, branch) }));
         } else {
+            let created_at = state.stamp(ctx.now);
             let e = VercelEnv {
                 id: format!("env_{}", state.next()),
                 key: n.key,
@@ -216,7 +222,7 @@ pub(crate) fn create_env(
                 kind: n.kind,
                 target: n.target,
                 git_branch: n.git_branch,
-                created_at: ctx.now,
+                created_at,
                 updated_at: ctx.now,
             };
             created.push(env_json(&e));

@@ -29,6 +29,7 @@ pub fn fast() -> Timings {
         deploying: d,
         domain_verify: d,
         cert_issue: d,
+        vercel_self_issue: true,
     }
 }
 

@@ -21,6 +21,7 @@ fn config(latency: Duration) -> SimConfig {
             deploying: phase,
             domain_verify: phase,
             cert_issue: phase,
+            vercel_self_issue: true,
         },
         ..Default::default()
     }

@@ -548,7 +548,8 @@ fn domain(d: &Value) -> ObservedDomain {
             fingerprint_sha256: cert
                 .and_then(|c| c["fingerprintSha256"].as_str().map(String::from)),
             error: st["certificateErrorMessage"].as_str().map(String::from),
-            retryable: st["certificateRetryable"].as_bool().unwrap_or(false),
+            // Railway allows a retry unless it says `false` (absent counts as allowed).
+            retryable: st["certificateRetryable"].as_bool() != Some(false),
         }),
         ..Default::default()
     }

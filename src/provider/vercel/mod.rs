@@ -101,26 +101,67 @@ impl Vercel {
         Ok((id, name))
     }
 
-    /// All of a project's variables. The list takes no paging parameters; when Vercel reports
-    /// another page the answer is incomplete, which is an error (so nothing is deleted).
+    /// All of a project's variables, every page: the first request takes no paging
+    /// parameters (none are published), and when the answer carries `pagination.next` the
+    /// next page is asked for with `until`, as Vercel's other lists are. A page that fails
+    /// fails the whole list, so nothing is deleted on a partial read.
     pub async fn list_env(&self, project: &str) -> Result<Vec<VercelEnv>, ProviderError> {
-        let r = self
-            .http
-            .call(Call::get(format!("/v10/projects/{project}/env")))
+        let envs = self
+            .paged(
+                &format!("/v10/projects/{project}/env"),
+                "envs",
+                &[],
+                |body| {
+                    // An answer for a single variable is the variable itself.
+                    body.get("key").is_some().then(|| vec![body.clone()])
+                },
+            )
             .await?;
-        if !r.body["pagination"]["next"].is_null() && r.body.get("pagination").is_some() {
-            return Err(ProviderError::Garbage {
-                platform: P,
-                detail: "the variable list has more than one page, which tether cannot read whole"
-                    .into(),
-            });
-        }
-        let envs = match &r.body["envs"] {
-            Value::Array(a) => a.clone(),
-            _ if r.body.get("key").is_some() => vec![r.body.clone()],
-            _ => vec![],
-        };
         Ok(envs.iter().filter_map(env_of).collect())
+    }
+
+    /// Every item of a list under `key`, following `pagination.next` (sent back as `until`)
+    /// to the end. `first` is the first page's query; `other` reads an answer without `key`.
+    async fn paged(
+        &self,
+        path: &str,
+        key: &str,
+        first: &[(&str, &str)],
+        other: impl Fn(&Value) -> Option<Vec<Value>>,
+    ) -> Result<Vec<Value>, ProviderError> {
+        /// More pages than any real list has: a platform that keeps answering "next" with
+        /// new cursors is answering garbage.
+        const MAX_PAGES: usize = 1000;
+        let mut out = Vec::new();
+        let mut until: Option<i64> = None;
+        for _ in 0..MAX_PAGES {
+            let mut call = Call::get(path);
+            for (k, v) in first {
+                call = call.query(k, *v);
+            }
+            if let Some(u) = until {
+                call = call.query("until", u.to_string());
+            }
+            let r = self.http.call(call).await?;
+            match &r.body[key] {
+                Value::Array(a) => out.extend(a.iter().cloned()),
+                Value::Null => out.extend(other(&r.body).unwrap_or_default()),
+                _ => {
+                    return Err(ProviderError::Garbage {
+                        platform: P,
+                        detail: format!("{path} answered with a {key} that is not a list"),
+                    });
+                }
+            }
+            match r.body["pagination"]["next"].as_i64() {
+                Some(n) if Some(n) != until => until = Some(n),
+                _ => return Ok(out),
+            }
+        }
+        Err(ProviderError::Garbage {
+            platform: P,
+            detail: format!("{path} kept answering with another page ({MAX_PAGES} pages)"),
+        })
     }
 
     /// Creates or overwrites many variables in one call. Returns each key's `updatedAt`.
@@ -219,21 +260,9 @@ impl Vercel {
 
     /// Every domain of a project, following pagination to the end.
     pub async fn domains(&self, project: &str) -> Result<Vec<Value>, ProviderError> {
-        let mut out = Vec::new();
-        let mut until: Option<i64> = None;
-        loop {
-            let mut call =
-                Call::get(format!("/v9/projects/{project}/domains")).query("limit", "100");
-            if let Some(u) = until {
-                call = call.query("until", u.to_string());
-            }
-            let r = self.http.call(call).await?;
-            out.extend(r.body["domains"].as_array().cloned().unwrap_or_default());
-            match r.body["pagination"]["next"].as_i64() {
-                Some(n) if Some(n) != until => until = Some(n),
-                _ => return Ok(out),
-            }
-        }
+        let path = format!("/v9/projects/{project}/domains");
+        self.paged(&path, "domains", &[("limit", "100")], |_| None)
+            .await
     }
 
     pub async fn add_domain(
@@ -321,22 +350,36 @@ impl Vercel {
             .body)
     }
 
+    /// Every certificate of the account (or team), every page.
     pub async fn certs(&self) -> Result<Vec<Value>, ProviderError> {
-        Ok(self.http.call(Call::get("/v8/certs")).await?.body["certs"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default())
+        self.paged("/v8/certs", "certs", &[], |_| None).await
     }
 
+    /// Asks Vercel to issue a certificate for `name`. Sent once: after an answer that leaves
+    /// unknown whether it was issued, the certificates are looked at instead of asking again.
     pub async fn issue_cert(&self, name: &str) -> Result<(), ProviderError> {
-        self.http
-            .call(Call::new(
-                Method::POST,
-                "/v8/certs",
-                Some(json!({"cns": [name]})),
-            ))
-            .await
-            .map(|_| ())
+        let call = Call::new(Method::POST, "/v8/certs", Some(json!({"cns": [name]}))).create();
+        match self.http.call(call).await {
+            Ok(_) => Ok(()),
+            Err(ProviderError::Ambiguous { detail, .. }) => {
+                let issued = self.certs().await?.iter().any(|c| {
+                    c["cns"]
+                        .as_array()
+                        .is_some_and(|cns| cns.iter().any(|n| n == name))
+                });
+                if issued {
+                    Ok(())
+                } else {
+                    Err(ProviderError::Unavailable {
+                        platform: P,
+                        detail: format!("asking for a certificate for {name} failed ({detail})"),
+                        retry_after: None,
+                        rate_limited: false,
+                    })
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Recent deployments of a project for a target (production) or branch (previews), newest
