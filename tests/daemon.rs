@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use support::harness::{copy_dir, fast, identity, once_args, root, sim_env};
+use support::harness::{assert_no_duplicates, copy_dir, fast, identity, once_args, root, sim_env};
 use tether::simulate::{Seed, SimConfig, SimHandle, Simulator};
 
 async fn simulator(manifests: &Path) -> SimHandle {
@@ -75,61 +75,6 @@ fn once() -> Vec<&'static str> {
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-/// Each platform object exists once, whatever happened.
-async fn assert_no_duplicates(sim: &SimHandle) {
-    use tether::manifest::{Platform, RailwayTarget};
-    use tether::secret::SecretValue;
-    let t = SimConfig::default().tokens;
-    let r = tether::provider::railway::Railway::new(tether::provider::endpoint(
-        Platform::Railway,
-        &sim.railway_url(),
-        SecretValue::new(t.railway),
-        vec![],
-    ));
-    for env in ["production", "staging", "development"] {
-        let ids = r
-            .resolve(&RailwayTarget {
-                project: "vocilia".into(),
-                environment: env.into(),
-                service: "backend".into(),
-            })
-            .await
-            .unwrap();
-        assert_eq!(
-            r.deployments(&ids).await.unwrap().len(),
-            1,
-            "one backend deploy in {env}"
-        );
-        let expected = if env == "development" { 0 } else { 1 };
-        assert_eq!(
-            r.domains(&ids).await.unwrap().len(),
-            expected,
-            "backend domains in {env}"
-        );
-        assert_eq!(
-            r.variables(&ids).await.unwrap().len(),
-            8,
-            "backend variables in {env}"
-        );
-    }
-    let v = tether::provider::vercel::Vercel::new(tether::provider::endpoint(
-        Platform::Vercel,
-        &sim.vercel_url(),
-        SecretValue::new(t.vercel),
-        vec![],
-    ));
-    for app in ["customer", "business", "admin"] {
-        let (pid, _) = v.project(&format!("vocilia-{app}")).await.unwrap();
-        assert_eq!(v.domains(&pid).await.unwrap().len(), 2, "{app} domains");
-        assert_eq!(
-            v.deployments(&pid, true, None, 100).await.unwrap().len(),
-            1,
-            "one {app} production deploy"
-        );
-        assert_eq!(v.list_env(&pid).await.unwrap().len(), 15, "{app} variables");
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

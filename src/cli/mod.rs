@@ -34,9 +34,11 @@ pub mod exit {
 const AFTER_HELP: &str = "\
 Exit codes:
   0  success (plan: no changes)
-  1  error: invalid manifests, a platform refused, bad arguments
+  1  error: invalid manifests, a platform refused, bad arguments;
+     run --once: a platform rejected its token
   2  plan: there are changes to apply
-  3  run --once, status: some resource is not Ready
+  3  run --once, status: some resource is not Ready (run --once: also past
+     --timeout, naming what was in flight, or stopped by a signal)
 
 Environment:
   TETHER_AGE_KEY_FILE     age identity file that decrypts secrets (or --age-key-file)

@@ -39,10 +39,12 @@ pub struct RunArgs {
     pub sim_fault_rate: f64,
     #[arg(long, value_name = "MODE", default_value = "window", requires = "simulate", long_help = crate::simulate::FaultMode::HELP, help = "What a simulated 429 says: window, reset-only or short")]
     pub sim_fault_mode: crate::simulate::FaultMode,
-    /// Converge, write status and exit: 0 when every resource is Ready, 3 otherwise.
+    /// Converge, write status and exit: 0 when every resource is Ready, 1 when a platform
+    /// rejected its token, 3 otherwise (past --timeout, or Stalled resources).
     #[arg(long)]
     pub once: bool,
-    /// With --once, give up after this long.
+    /// With --once, give up after this long: in-flight calls and rate-limit waits are dropped,
+    /// status is written and tether exits 3 naming what was still pending.
     #[arg(long, value_name = "DURATION", default_value = "10m")]
     pub timeout: HumanDuration,
     /// How often each environment is observed afresh to catch drift (jittered ±10 %).

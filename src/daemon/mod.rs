@@ -20,6 +20,10 @@ use crate::status::{Index, StatusError};
 use crate::store::{Store, StoreError};
 use crate::watch::{DirWatch, WatchError};
 
+/// How long a stop waits for the calls of a pass in flight before it drops them (a dropped
+/// write is resolved by the journal at the next start).
+pub const SHUTDOWN_BOUND: Duration = Duration::from_secs(10);
+
 /// Errors that stop the daemon.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -326,12 +330,15 @@ pub async fn run(
                             continue;
                         }
                     _ = &mut shutdown => {
-                        tracing::info!("stopping: letting in-flight calls finish (at most 10s)");
-                        let _ = tokio::time::timeout(Duration::from_secs(10), pass).await;
+                        tracing::info!(
+                            "stopping: letting in-flight calls finish (at most {} s)",
+                            SHUTDOWN_BOUND.as_secs()
+                        );
+                        let _ = tokio::time::timeout(SHUTDOWN_BOUND, pass).await;
                         watchdog.persist(chrono::Utc::now());
                         watchdog.stop();
                         store.flush()?;
-                        return Ok(Exit::Done);
+                        return Ok(stopped(cfg.once));
                     }
                     }
                 };
@@ -406,7 +413,7 @@ pub async fn run(
                 watchdog.persist(chrono::Utc::now());
                 watchdog.stop();
                 store.flush()?;
-                return Ok(Exit::Done);
+                return Ok(stopped(cfg.once));
             }
             Some(()) = changes.recv() => {
                 pending = read_change(&mut changes, watch.as_mut(), &mut loader).or(pending);
@@ -447,6 +454,16 @@ fn read_change(
         w.refresh();
     }
     loader.reload()
+}
+
+/// How a stop by a signal ends: done for the daemon, not converged for `--once` (CI must not
+/// read an interrupted run as a converged one).
+fn stopped(once: bool) -> Exit {
+    if once {
+        Exit::NotReady("stopped by a signal before converging".into())
+    } else {
+        Exit::Done
+    }
 }
 
 /// The calls every client has in flight, in words.

@@ -320,7 +320,10 @@ impl Http {
                 Ok(Reply { status, body })
             }
             429 => {
-                let wait = limits::wait_of_429(&headers).unwrap_or(Duration::from_secs(1));
+                // Headers first (RFC 9110); Vercel also puts the reset in its error body.
+                let wait = limits::wait_of_429(&headers)
+                    .or_else(|| limits::body_reset_in(&body))
+                    .unwrap_or(Duration::from_secs(1));
                 self.limits.pause(scope, wait, "429");
                 self.stats.set_pauses(self.limits.pauses());
                 Err(ProviderError::Unavailable {
@@ -333,6 +336,13 @@ impl Http {
                     rate_limited: true,
                 })
             }
+            // An edge block (Cloudflare's HTML "Access denied") is not the token's fault.
+            403 if body.is_string() => Err(ProviderError::Unavailable {
+                platform,
+                detail: format!("403 with a non-JSON page: {}", excerpt(&text)),
+                retry_after: None,
+                rate_limited: false,
+            }),
             401 | 403 => Err(ProviderError::Unauthorized {
                 platform,
                 var: self.ep.token_var,

@@ -17,8 +17,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use governor::clock::{Clock, DefaultClock};
-use governor::state::keyed::DefaultKeyedStateStore;
+use governor::clock::Clock;
+use governor::state::keyed::HashMapStateStore;
 use governor::{Quota, RateLimiter};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
@@ -129,7 +129,28 @@ struct Pause {
     view: PauseView,
 }
 
-type Keyed = RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock>;
+/// governor's clock on tokio's time, so the buckets and the sleeps that wait for them keep one
+/// time (and a paused test clock drives both).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokioClock;
+
+impl Clock for TokioClock {
+    type Instant = std::time::Instant;
+    fn now(&self) -> std::time::Instant {
+        Instant::now().into_std()
+    }
+}
+
+type Keyed = RateLimiter<
+    String,
+    HashMapStateStore<String>,
+    TokioClock,
+    governor::middleware::NoOpMiddleware<std::time::Instant>,
+>;
+
+fn keyed(q: Quota) -> Keyed {
+    RateLimiter::hashmap_with_clock(q, TokioClock)
+}
 
 /// The buckets and pauses of one platform's client.
 pub struct Limiter {
@@ -153,12 +174,8 @@ impl Limiter {
         let strict = SUPABASE_CUSTOM_HOSTNAME.quota().expect("a positive rate");
         Limiter {
             platform,
-            buckets: rates
-                .iter()
-                .filter_map(Rate::quota)
-                .map(RateLimiter::keyed)
-                .collect(),
-            strict: RateLimiter::keyed(strict),
+            buckets: rates.iter().filter_map(Rate::quota).map(keyed).collect(),
+            strict: keyed(strict),
             pauses: Mutex::new(BTreeMap::new()),
         }
     }
@@ -181,7 +198,7 @@ impl Limiter {
         for b in self.buckets.iter().chain(strict_bucket) {
             while let Err(n) = b.check_key(&key) {
                 waited.waits += 1;
-                let wait = n.wait_time_from(DefaultClock::default().now());
+                let wait = n.wait_time_from(TokioClock.now());
                 tokio::time::sleep(wait.max(Duration::from_millis(1))).await;
             }
         }
@@ -303,6 +320,15 @@ pub fn reset_in(h: &reqwest::header::HeaderMap) -> Option<Duration> {
     ))
 }
 
+/// Vercel's 429 body: `error.limit.reset` (epoch seconds), for answers without the headers.
+pub fn body_reset_in(body: &serde_json::Value) -> Option<Duration> {
+    let reset = body.pointer("/error/limit/reset")?.as_f64()?;
+    let secs = reset - Utc::now().timestamp_millis() as f64 / 1000.0;
+    Some(Duration::from_secs_f64(
+        secs.clamp(0.0, MAX_PAUSE.as_secs_f64()),
+    ))
+}
+
 /// On a successful answer: the wait until the window resets when no requests remain in it.
 pub fn spent(h: &reqwest::header::HeaderMap) -> Option<Duration> {
     (header_f64(h, "x-ratelimit-remaining") == Some(0.0))
@@ -417,6 +443,12 @@ mod tests {
             w > Duration::from_secs(28) && w <= Duration::from_secs(30),
             "{w:?}"
         );
+        let body = serde_json::json!({"error": {"limit": {"reset": Utc::now().timestamp() + 20}}});
+        let w = body_reset_in(&body).unwrap();
+        assert!(
+            w > Duration::from_secs(18) && w <= Duration::from_secs(20),
+            "{w:?}"
+        );
         let huge = headers(&[("retry-after", "999999".into())]);
         assert_eq!(wait_of_429(&huge), Some(MAX_PAUSE));
     }
@@ -452,7 +484,7 @@ mod tests {
 
     /// Waiting on a per-second bucket must not spend the hourly budget: 40 requests at 20/s
     /// take exactly 40 of the 1,000 hourly cells.
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn waiting_on_one_bucket_takes_nothing_from_the_others() {
         let l = std::sync::Arc::new(Limiter::new(
             Platform::Railway,

@@ -247,6 +247,17 @@ fn metrics_come_from_the_snapshot() {
         assert!(text.contains(line), "{line} missing from\n{text}");
     }
     assert!(text.contains("tether_backup_last_success_age_seconds{policy=\"prod-db\""));
+    // The pause ends in 30 s: the gauge says how long is left.
+    let pause = text
+        .lines()
+        .find(|l| {
+            l.starts_with(
+                "tether_rate_limit_pause_remaining_seconds{platform=\"railway\",scope=\"token\"}",
+            )
+        })
+        .unwrap_or_else(|| panic!("no pause gauge in\n{text}"));
+    let left: f64 = pause.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(left > 25.0 && left <= 30.0, "{pause}");
     assert!(text.contains("tether_monitor_p95_seconds{monitor=\"prod-backend\""));
     assert!(text.ends_with("# EOF\n"));
 }

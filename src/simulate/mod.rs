@@ -141,7 +141,7 @@ impl FaultMode {
     pub const HELP: &str = "window (the default): a 429 with Retry-After: 1, \
 X-RateLimit-Remaining 0 and X-RateLimit-Reset at the end of the current minute, as the platforms \
 send when a window is spent; reset-only: the same without Retry-After, so the client must wait \
-for the reset; short: Retry-After and a reset that many seconds away. Every mode also injects \
+for the reset; short: Retry-After: 1 and a reset one second away (a pause only). Every mode also injects \
 500s in the platform's error shape, 502s with an HTML body and dropped connections";
 }
 

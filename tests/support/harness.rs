@@ -58,6 +58,18 @@ pub struct World {
 }
 
 impl World {
+    /// The vocilia manifests as loaded with the demo identity.
+    pub fn vocilia_desired() -> tether::manifest::DesiredState {
+        let keyring = Keyring::load(&identity()).unwrap();
+        let fp = keyring.fingerprinter();
+        let ctx = tether::manifest::SecretContext {
+            keyring: Some(&keyring),
+            fingerprinter: &fp,
+            key_source: "t",
+        };
+        tether::manifest::load(&root().join("examples/vocilia"), &ctx).unwrap()
+    }
+
     /// vocilia in a temporary folder, a simulator seeded from it, a reconciler on a fresh store.
     pub async fn new(config: SimConfig) -> World {
         let tmp = tempfile::tempdir().unwrap();
@@ -277,4 +289,59 @@ pub fn once_args(timeout: &'static str, extra: &[&'static str]) -> Vec<&'static 
     ];
     a.extend_from_slice(extra);
     a
+}
+
+/// Each platform object exists once, whatever happened.
+pub async fn assert_no_duplicates(sim: &SimHandle) {
+    use tether::manifest::{Platform, RailwayTarget};
+    use tether::secret::SecretValue;
+    let t = SimConfig::default().tokens;
+    let r = tether::provider::railway::Railway::new(tether::provider::endpoint(
+        Platform::Railway,
+        &sim.railway_url(),
+        SecretValue::new(t.railway),
+        vec![],
+    ));
+    for env in ["production", "staging", "development"] {
+        let ids = r
+            .resolve(&RailwayTarget {
+                project: "vocilia".into(),
+                environment: env.into(),
+                service: "backend".into(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            r.deployments(&ids).await.unwrap().len(),
+            1,
+            "one backend deploy in {env}"
+        );
+        let expected = if env == "development" { 0 } else { 1 };
+        assert_eq!(
+            r.domains(&ids).await.unwrap().len(),
+            expected,
+            "backend domains in {env}"
+        );
+        assert_eq!(
+            r.variables(&ids).await.unwrap().len(),
+            8,
+            "backend variables in {env}"
+        );
+    }
+    let v = tether::provider::vercel::Vercel::new(tether::provider::endpoint(
+        Platform::Vercel,
+        &sim.vercel_url(),
+        SecretValue::new(t.vercel),
+        vec![],
+    ));
+    for app in ["customer", "business", "admin"] {
+        let (pid, _) = v.project(&format!("vocilia-{app}")).await.unwrap();
+        assert_eq!(v.domains(&pid).await.unwrap().len(), 2, "{app} domains");
+        assert_eq!(
+            v.deployments(&pid, true, None, 100).await.unwrap().len(),
+            1,
+            "one {app} production deploy"
+        );
+        assert_eq!(v.list_env(&pid).await.unwrap().len(), 15, "{app} variables");
+    }
 }
