@@ -30,13 +30,7 @@ async fn converge_once(faults: Faults) -> (Duration, SimHandle) {
     let manifests = tmp.path().join("m");
     copy_dir(&root().join("examples/vocilia"), &manifests);
     let keyring = Keyring::load(&identity()).unwrap();
-    let fp = keyring.fingerprinter();
-    let ctx = tether::manifest::SecretContext {
-        keyring: Some(&keyring),
-        fingerprinter: &fp,
-        key_source: "t",
-    };
-    let desired = tether::manifest::load(&manifests, &ctx).unwrap();
+    let desired = World::vocilia_desired();
     let config = SimConfig {
         faults,
         ..Default::default()
@@ -272,14 +266,26 @@ fn scratch() -> tempfile::TempDir {
     dir
 }
 
-fn tether_cmd(dir: &std::path::Path, env: Vec<(&'static str, String)>) -> std::process::Command {
+/// `tether` with these arguments in `dir`, with the platforms' variables `env`: its exit code,
+/// standard error, and how long it ran.
+async fn run_once(
+    dir: &std::path::Path,
+    env: Vec<(&'static str, String)>,
+    args: Vec<&'static str>,
+) -> (Option<i32>, String, Duration) {
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_tether"));
     c.current_dir(dir)
         .env("TETHER_AGE_KEY_FILE", identity())
         .env("RUST_LOG", "warn")
         .env("NO_COLOR", "1")
-        .envs(env);
-    c
+        .envs(env)
+        .args(args);
+    let started = std::time::Instant::now();
+    let out = tokio::task::spawn_blocking(move || c.output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code(), stderr, started.elapsed())
 }
 
 /// `--timeout 5s` against platforms that accept connections and never answer: exit 3 within
@@ -304,15 +310,8 @@ async fn once_with_a_timeout_gives_up_on_a_platform_that_never_answers() {
         ("SUPABASE_API_URL", url("supabase")),
         ("SUPABASE_ACCESS_TOKEN", "t".into()),
     ];
-    let mut c = tether_cmd(dir.path(), env);
-    c.args(once_args("5s", &[]));
-    let started = std::time::Instant::now();
-    let out = tokio::task::spawn_blocking(move || c.output().unwrap())
-        .await
-        .unwrap();
-    let took = started.elapsed();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let (code, stderr, took) = run_once(dir.path(), env, once_args("5s", &[])).await;
+    assert_eq!(code, Some(3), "{stderr}");
     assert!(took < Duration::from_secs(10), "took {took:?}");
     assert!(stderr.contains("timed out with 0 of"), "{stderr}");
     assert!(stderr.contains("still in flight: "), "{stderr}");
@@ -343,15 +342,9 @@ async fn once_with_a_wrong_vercel_token_exits_1_at_once_naming_it() {
     let mut env = sim_env(&sim);
     env.retain(|(k, _)| *k != "VERCEL_TOKEN");
     env.push(("VERCEL_TOKEN", "not-the-token".into()));
-    let mut c = tether_cmd(dir.path(), env);
-    c.args(once_args("100s", &["--follow", "50ms"]));
-    let started = std::time::Instant::now();
-    let out = tokio::task::spawn_blocking(move || c.output().unwrap())
-        .await
-        .unwrap();
-    let took = started.elapsed();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let args = once_args("100s", &["--follow", "50ms"]);
+    let (code, stderr, took) = run_once(dir.path(), env, args).await;
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(took < Duration::from_secs(5), "took {took:?}");
     assert!(
         stderr.contains("error: Vercel rejected the token in VERCEL_TOKEN (403 forbidden)"),
@@ -465,4 +458,115 @@ async fn a_vercel_variable_list_is_read_past_its_first_page() {
         vec![false, true],
         "two pages, the second asked with until"
     );
+}
+
+/// Supabase never moves a custom hostname from 4 (certificate issued) to 5 (services
+/// reconfigured) by itself: tether activates it, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supabase_hostname_is_activated_once_its_certificate_is_issued() {
+    let mut w = World::new(SimConfig::default()).await;
+    std::fs::write(
+        w.manifests.join("database/domains.yaml"),
+        "apiVersion: tether.dev/v1\nkind: Domain\nmetadata:\n  name: db-vocilia-com\nspec:\n  name: db.vocilia.com\n  environment: prod-database\n",
+    )
+    .unwrap();
+    w.reload();
+    w.converge().await;
+    let state = serde_json::to_value(w.sim.state()).unwrap();
+    let hostname = state["supabase"]["projects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|p| p["customHostname"].as_object().cloned())
+        .expect("a custom hostname");
+    assert_eq!(hostname["status"], "5_services_reconfigured");
+    let activations = w
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/custom-hostname/activate"))
+        .count();
+    assert_eq!(activations, 1);
+}
+
+/// SIGTERM while every platform has said to wait two minutes: the daemon logs the pause, then
+/// stops within the shutdown bound instead of sleeping it out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_rate_limit_pause_stops_within_the_shutdown_bound() {
+    let in_two_minutes = (chrono::Utc::now().timestamp() + 120).to_string();
+    let (addr, _) = stand_in(vec![Answer {
+        status: 429,
+        headers: vec![
+            ("x-ratelimit-remaining", "0".into()),
+            ("x-ratelimit-reset", in_two_minutes),
+        ],
+    }])
+    .await;
+    let url = |p: &str| format!("http://{addr}/{p}");
+    let dir = scratch();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tether"))
+        .current_dir(dir.path())
+        .env("TETHER_AGE_KEY_FILE", identity())
+        .env("RUST_LOG", "warn")
+        .env("NO_COLOR", "1")
+        .envs([
+            ("RAILWAY_API_URL", url("railway")),
+            ("RAILWAY_TOKEN", "t".into()),
+            ("VERCEL_API_URL", url("vercel")),
+            ("VERCEL_TOKEN", "t".into()),
+            ("SUPABASE_API_URL", url("supabase")),
+            ("SUPABASE_ACCESS_TOKEN", "t".into()),
+        ])
+        .args([
+            "run",
+            "--manifests",
+            "m",
+            "--state-dir",
+            "state",
+            "--status-dir",
+            "status",
+            "--no-dns",
+            "--no-tls-probe",
+            "--no-backups",
+            "--no-monitors",
+            "--listen",
+            "none",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("rate limit spent on") {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the pause is logged");
+    assert!(line.contains("waiting 1"), "a two-minute wait: {line}");
+    let pid = child.id().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let started = std::time::Instant::now();
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    let bound = tether::daemon::SHUTDOWN_BOUND + Duration::from_secs(3);
+    assert!(
+        started.elapsed() < bound,
+        "stopped after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(status.code(), Some(0));
 }

@@ -310,7 +310,7 @@ pub async fn run(
             let outcome: Result<PassReport, Vec<String>> = {
                 let pass = rec.pass_with(&due);
                 tokio::pin!(pass);
-                let report = loop {
+                loop {
                     tokio::select! {
                         r = &mut pass => break Ok(r?),
                         // `--once --timeout` bounds the pass too: in-flight calls and waits
@@ -341,8 +341,7 @@ pub async fn run(
                         return Ok(stopped(cfg.once));
                     }
                     }
-                };
-                report
+                }
             };
             let report = match outcome {
                 Ok(r) => r,

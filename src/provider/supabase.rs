@@ -405,9 +405,7 @@ fn hostname_domain(r: &str, h: &Value) -> ObservedDomain {
             // activates it (the platform never moves to 5 by itself).
             status: if status == "5_services_reconfigured" {
                 "active".into()
-            } else if status == "4_origin_setup_completed" {
-                status.to_string()
-            } else if ssl.is_empty() {
+            } else if status == "4_origin_setup_completed" || ssl.is_empty() {
                 status.to_string()
             } else {
                 ssl
