@@ -570,3 +570,60 @@ async fn sigterm_during_a_rate_limit_pause_stops_within_the_shutdown_bound() {
     );
     assert_eq!(status.code(), Some(0));
 }
+
+/// A certificate that never comes ends `Stalled` a day after verification, naming the DNS
+/// records to check, instead of pending forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_that_never_comes_ends_stalled_with_the_records_to_check() {
+    use tether::store::trees::CERTS;
+    let mut w = World::new(SimConfig {
+        timings: Timings {
+            vercel_self_issue: false,
+            ..support::harness::fast()
+        },
+        ..Default::default()
+    })
+    .await;
+    // Never asked within the test: the certificate stays pending.
+    w.rec_options(|o| o.cert_grace = Duration::from_secs(3600));
+    for _ in 0..10 {
+        w.rec.pass(&w.all(true)).await.unwrap();
+        w.sim.advance(Duration::from_millis(200));
+    }
+    let host = "customer.vocilia.com";
+    let state_of = |w: &World| {
+        let (_, envs) = w.rec.write_status().unwrap();
+        let env = envs
+            .iter()
+            .find(|e| e.environment == "prod-customer")
+            .unwrap();
+        let cert = env
+            .resources
+            .iter()
+            .find(|r| r.kind == "certificate")
+            .unwrap()
+            .clone();
+        (cert.state, cert.conditions.last().unwrap().clone())
+    };
+    let (state, cond) = state_of(&w);
+    assert_eq!(
+        (state, cond.reason.as_str()),
+        (tether::status::State::Reconciling, "Pending")
+    );
+    // A day later (the record is what tether keeps since verification)...
+    let store = w.rec.store().clone();
+    let mut b: tether::certs::IssuanceBackoff = store.get(CERTS, host).unwrap().unwrap();
+    let since = b.pending_since.expect("pending since verification");
+    b.pending_since = Some(since - chrono::Duration::hours(24));
+    store.put(CERTS, host, &b).unwrap();
+    let (state, cond) = state_of(&w);
+    assert_eq!(state, tether::status::State::Stalled);
+    assert_eq!(cond.reason, "IssuanceStuck");
+    assert!(
+        cond.message
+            .starts_with("no certificate 24 h after the domain was verified")
+            && cond.message.contains("CNAME customer.vocilia.com → "),
+        "{}",
+        cond.message
+    );
+}

@@ -22,6 +22,17 @@ async fn converges_vocilia_from_empty_and_a_second_pass_writes_nothing() {
     let state = w.sim.state();
     let text = serde_json::to_string(&state).unwrap();
     assert!(text.contains("LOG_LEVEL"), "variables reached Railway");
+    // Certificates were issued on the simulator's clock, which the harness moved ahead of the
+    // wall clock: once the wall clock has passed it, "days left" stays put between the passes
+    // compared below (before, it ticks from 90 to 89 when the wall clock crosses the issue time).
+    let sim_now = w.sim.now();
+    for _ in 0..300 {
+        if chrono::Utc::now() > sim_now {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    w.rec.pass(&w.all(false)).await.unwrap();
     // Status files: one per environment plus the index, every resource Ready.
     let (index, envs) = tether::status::read_all(&w.tmp.path().join("status")).unwrap();
     assert_eq!(envs.len(), 15);

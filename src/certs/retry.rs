@@ -21,7 +21,14 @@ pub struct IssuanceBackoff {
     /// No attempt before this; None when an attempt may be made at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_attempt: Option<DateTime<Utc>>,
+    /// Since when the domain has been verified without an active certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_since: Option<DateTime<Utc>>,
 }
+
+/// How long a verified domain may wait for its certificate, with tether having asked where
+/// the platform allows it, before the certificate is `Stalled`: a person must look.
+pub const STUCK_AFTER: TimeDelta = TimeDelta::hours(24);
 
 impl IssuanceBackoff {
     /// Records a failure at `now`; returns the wait before the next attempt
@@ -37,6 +44,11 @@ impl IssuanceBackoff {
     /// Issuance succeeded: forget the failures.
     pub fn on_success(&mut self) {
         *self = IssuanceBackoff::default();
+    }
+
+    /// Still no certificate `STUCK_AFTER` after verification.
+    pub fn stuck(&self, now: DateTime<Utc>) -> bool {
+        self.pending_since.is_some_and(|t| now - t >= STUCK_AFTER)
     }
 
     /// An attempt may be made at `now`.

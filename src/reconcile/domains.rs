@@ -148,8 +148,14 @@ impl Reconciler {
                 .certificate
                 .as_ref()
                 .is_some_and(|p| super::record::cert_ok(&p.status));
-            if active && (backoff.failures > 0 || backoff.next_attempt.is_some()) {
+            if active && backoff != IssuanceBackoff::default() {
                 backoff.on_success();
+                self.store.put(trees::CERTS, &c.spec.domain, &backoff)?;
+            }
+            // A verified domain without a certificate: remember since when, so one that
+            // never gets one ends Stalled instead of pending forever.
+            if od.verified && !active && backoff.pending_since.is_none() {
+                backoff.pending_since = Some(now);
                 self.store.put(trees::CERTS, &c.spec.domain, &backoff)?;
             }
             // Vercel usually issues certificates itself after verification: give it the grace

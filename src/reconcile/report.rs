@@ -266,6 +266,11 @@ pub(super) fn build(r: &Reconciler) -> (Index, Vec<EnvStatus>) {
                             "Expiring"
                         },
                     ),
+                    crate::certs::CertState::Pending
+                        if r.cert_backoff(host).is_ok_and(|b| b.stuck(Utc::now())) =>
+                    {
+                        (State::Stalled, "IssuanceStuck")
+                    }
                     crate::certs::CertState::Pending => (State::Reconciling, "Pending"),
                     crate::certs::CertState::Expired => (State::Stalled, "Expired"),
                     crate::certs::CertState::Failed if pc.is_some_and(|p| p.retryable) => {
@@ -273,7 +278,25 @@ pub(super) fn build(r: &Reconciler) -> (Index, Vec<EnvStatus>) {
                     }
                     crate::certs::CertState::Failed => (State::Stalled, "Failed"),
                 };
-                let mut rs = resource(r, &ckey, state, reason, &cs.message, state == State::Ready);
+                let message = if reason == "IssuanceStuck" {
+                    let records = od
+                        .map(|o| {
+                            o.required_records
+                                .iter()
+                                .map(|x| format!("{} {} → {}", x.record_type, x.name, x.value))
+                                .collect::<Vec<_>>()
+                                .join("; ")
+                        })
+                        .unwrap_or_default();
+                    format!(
+                        "no certificate {} h after the domain was verified ({}); check its DNS records ({records}) and the platform's dashboard",
+                        crate::certs::retry::STUCK_AFTER.num_hours(),
+                        cs.message
+                    )
+                } else {
+                    cs.message.clone()
+                };
+                let mut rs = resource(r, &ckey, state, reason, &message, state == State::Ready);
                 rs.name = cert.meta.name.clone();
                 let mut detail = serde_json::to_value(&cs).unwrap_or_default();
                 if let Some(obj) = detail.as_object_mut() {

@@ -323,6 +323,10 @@ impl SimHandle {
     pub fn advance(&self, d: Duration) {
         self.shared().clock.advance(d);
     }
+    /// The simulator's time now (tokio's clock plus what `advance` added).
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.shared().clock.now()
+    }
     /// A copy of the state, brought up to date with the clock.
     pub fn state(&self) -> SimState {
         let mut s = self.shared();
