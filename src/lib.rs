@@ -4,6 +4,7 @@
 pub mod backup;
 pub mod certs;
 pub mod cli;
+pub mod control;
 pub mod daemon;
 pub mod dns;
 pub mod manifest;

@@ -1,6 +1,7 @@
 //! The command line: argument definitions and dispatch to one module per command.
 
 mod backup;
+mod control;
 mod deployments;
 mod plan;
 mod run;
@@ -108,6 +109,14 @@ pub enum Command {
     /// Roll an environment back to its last healthy deployment (or --to one); it stays pinned
     /// there until the manifest names another commit.
     Rollback(deployments::RollbackArgs),
+    /// Ask the running daemon to observe and converge now: one environment or all (`--wait`
+    /// prints the outcome; exit 0 done, 1 refused, 3 still in progress at --timeout).
+    Reconcile(control::ReconcileArgs),
+    /// Stop writing to an environment: still observed, drift shown (kept across restarts;
+    /// with no daemon running, written to the store for the next one).
+    Suspend(control::EnvArgs),
+    /// Write to a suspended environment again.
+    Resume(control::EnvArgs),
     /// Manage age-encrypted secrets: keygen, set, rotate, reveal.
     #[command(subcommand)]
     Secret(secret::SecretCommand),
@@ -152,6 +161,9 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Backup(a) => backup::run(&cli.global, a),
         Command::Backups(a) => backup::list(a),
         Command::Rollback(a) => deployments::rollback(&cli.global, a),
+        Command::Reconcile(a) => control::reconcile(a),
+        Command::Suspend(a) => control::suspend(a),
+        Command::Resume(a) => control::resume(a),
         Command::Schema(a) => schema::run(a),
     }
 }

@@ -102,6 +102,14 @@ pub struct RunArgs {
     /// After variable writes, wait this long with no further writes before the one redeploy.
     #[arg(long, value_name = "DURATION", default_value = "2s")]
     pub redeploy_quiet: HumanDuration,
+    /// Also serve the control API on this TCP address (it is always on
+    /// `<state-dir>/control.sock`); one that is not loopback needs --control-token-file.
+    #[arg(long, value_name = "ADDR")]
+    pub control_listen: Option<std::net::SocketAddr>,
+    /// A file holding the bearer token (16 characters or more) that TCP control requests must
+    /// carry; its file name names the client in events.
+    #[arg(long, value_name = "FILE")]
+    pub control_token_file: Option<PathBuf>,
     /// Wait this long after a file change before rescanning (editors write in bursts).
     #[arg(long, value_name = "DURATION", default_value = "100ms")]
     pub debounce: HumanDuration,
@@ -191,6 +199,11 @@ pub fn run(global: &Global, args: RunArgs) -> Result<ExitCode, CliError> {
             })?),
         },
         debounce: args.debounce.0,
+        control: crate::control::ControlConfig::new(
+            args.control_listen,
+            args.control_token_file.as_deref(),
+        )
+        .map_err(|e| CliError::Usage(e.to_string()))?,
     };
     let platforms = if args.simulate {
         let mut config = SimConfig::default();

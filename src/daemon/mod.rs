@@ -3,6 +3,7 @@
 //! stops cleanly on SIGTERM/SIGINT.
 
 mod backups;
+mod control;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -41,6 +42,8 @@ pub enum DaemonError {
     Invalid(Diagnostics),
     #[error("cannot start the simulator: {0}")]
     Simulator(std::io::Error),
+    #[error(transparent)]
+    Control(#[from] crate::control::ControlError),
     #[error("cannot listen on {0}: {1} (pick another address with --listen, or --listen none)")]
     Listen(std::net::SocketAddr, std::io::Error),
 }
@@ -76,6 +79,8 @@ pub struct DaemonConfig {
     /// Serve health probes, metrics, the status API and page here.
     pub listen: Option<std::net::SocketAddr>,
     pub debounce: Duration,
+    /// The control API: always on `<state-dir>/control.sock`, and on TCP when asked.
+    pub control: crate::control::ControlConfig,
 }
 
 /// The manifests, loaded with the keyring.
@@ -234,6 +239,9 @@ pub async fn run(
     }
     let mut first_pass = !cfg.once;
     rec.write_status()?;
+    let (_control_server, mut inbox) =
+        crate::control::ControlServer::start(&cfg.state_dir, &cfg.control).await?;
+    let mut control = control::Control::default();
     let deadline = Instant::now() + cfg.once_timeout;
     let mut shutdown = std::pin::pin!(shutdown_signal());
     // Manifests read after a change, not yet put in force.
@@ -315,6 +323,11 @@ pub async fn run(
                         r = &mut pass => break Ok(r?),
                         // `--once --timeout` bounds the pass too: in-flight calls and waits
                         // are given up (a dropped write is resolved by the journal next time).
+                        // Control actions wait for the pass to end: one writer, never alongside.
+                        Some(req) = inbox.recv() => {
+                            control.queued.push(req);
+                            continue;
+                        }
                         // Counters and rate-limit pauses reach /metrics during a long pass.
                         _ = refresh.tick() => {
                             server.update_api(crate::provider::api_counters(&providers));
@@ -368,6 +381,10 @@ pub async fn run(
                 }
             }
             first_pass = false;
+            control.after_pass(&due, &report);
+            for req in std::mem::take(&mut control.queued) {
+                control.handle(req, &mut rec, &mut schedule)?;
+            }
             watchdog.persist(chrono::Utc::now());
             server.record_pass(report.duration, report.writes, report.observed);
             publish(&server, &rec, report.status.clone(), true);
@@ -416,6 +433,9 @@ pub async fn run(
             }
             Some(()) = changes.recv() => {
                 pending = read_change(&mut changes, watch.as_mut(), &mut loader).or(pending);
+            }
+            Some(req) = inbox.recv() => {
+                control.handle(req, &mut rec, &mut schedule)?;
             }
             Some((monitor, result)) = watchdog.next() => {
                 watchdog.record(&monitor, result);

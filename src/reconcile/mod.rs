@@ -9,6 +9,7 @@ pub mod ledger;
 mod record;
 mod report;
 mod schedule;
+pub mod suspend;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -159,6 +160,8 @@ pub struct Reconciler {
     transitions: report::Transitions,
     /// What the status files hold, so unchanged ones are neither read nor rewritten.
     written: std::sync::Mutex<status::Written>,
+    /// Environments suspended through the control API (kept in the store).
+    suspended: BTreeMap<String, crate::status::Suspension>,
 }
 
 impl Reconciler {
@@ -200,7 +203,9 @@ impl Reconciler {
             .into_iter()
             .map(|(_, v)| v)
             .collect();
+        let suspended = suspend::load(&store)?;
         Ok(Reconciler {
+            suspended,
             store,
             providers,
             fp,
@@ -489,7 +494,7 @@ impl Reconciler {
             now: Some(now),
             redeploy_quiet: self.opts.redeploy_quiet,
         };
-        let mut full = plan::plan(&desired, &self.observed, &opts);
+        let mut full = plan::plan(&self.effective(&desired), &self.observed, &opts);
         full.notices.extend(self.gate_notices.iter().cloned());
         full.changes
             .retain(|c| due.contains_key(&c.key.environment));

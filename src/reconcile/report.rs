@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::Utc;
 use serde_json::json;
 
-use super::Reconciler;
+use super::{Reconciler, suspend};
 use crate::observed::*;
 use crate::plan::Severity;
 use crate::status::*;
@@ -109,10 +109,13 @@ pub(super) fn build(r: &Reconciler) -> (Index, Vec<EnvStatus>) {
             environments: vec![],
             first_pass_done: r.first_pass_done,
             rate_limits: Default::default(),
+            events: Default::default(),
         };
         return (index, envs);
     };
     for (name, env) in &desired.environments {
+        let suspension = r.suspension(name);
+        let active = env.spec.active && suspension.is_none();
         let empty = ObservedEnv::default();
         let obs = r.observed.environments.get(name).unwrap_or(&empty);
         let observe_err = r.observe_errors.get(name);
@@ -145,7 +148,7 @@ pub(super) fn build(r: &Reconciler) -> (Index, Vec<EnvStatus>) {
                     "Synced".into(),
                     "the platform has the desired value".into(),
                 ),
-                (None, None, false) if !env.spec.active => (
+                (None, None, false) if !active => (
                     State::Reconciling,
                     "Suspended".into(),
                     "differs, and the environment is suspended".into(),
@@ -419,16 +422,28 @@ pub(super) fn build(r: &Reconciler) -> (Index, Vec<EnvStatus>) {
         for x in &resources {
             counts.add(x.state);
         }
-        if env.spec.active {
+        if active {
             summary.resources += counts.resources;
             summary.ready += counts.ready;
             summary.reconciling += counts.reconciling;
             summary.stalled += counts.stalled;
         }
-        let (reason, message) = match (env.spec.active, state) {
-            (false, _) => (
+        let (reason, message) = match (active, state) {
+            (false, _) if !env.spec.active => (
                 "Suspended",
                 "active: false — observed, never written".to_string(),
+            ),
+            (false, _) => (
+                "Suspended",
+                suspension
+                    .map(|s| {
+                        format!(
+                            "suspended by {} at {} — observed, never written (`tether resume {name}` to write again)",
+                            s.by,
+                            s.at.format("%Y-%m-%d %H:%M UTC")
+                        )
+                    })
+                    .unwrap_or_default(),
             ),
             (_, State::Ready) => ("Converged", format!("{} resources Ready", counts.ready)),
             (_, State::Reconciling) => (
@@ -457,7 +472,8 @@ pub(super) fn build(r: &Reconciler) -> (Index, Vec<EnvStatus>) {
             platform: env.spec.platform.to_string(),
             app: env.spec.app.clone(),
             env_type: env.spec.env_type.as_str().into(),
-            active: env.spec.active,
+            active,
+            suspended: suspension.cloned(),
             observed_at: obs.observed_at,
             url: obs.url.clone(),
             state,
@@ -481,6 +497,7 @@ pub(super) fn build(r: &Reconciler) -> (Index, Vec<EnvStatus>) {
         summary,
         environments: summaries,
         first_pass_done: r.first_pass_done,
+        events: suspend::latest(&r.store, suspend::EVENTS_SHOWN).unwrap_or_default(),
         rate_limits: r
             .api_stats()
             .into_iter()

@@ -100,6 +100,7 @@ fn env(name: &str, state: State, resources: Vec<ResourceStatus>) -> EnvStatus {
         notices: vec![],
         deployments: vec![],
         hold: None,
+        suspended: None,
     }
 }
 
@@ -150,6 +151,7 @@ fn snapshot() -> Snapshot {
         environments: vec![],
         first_pass_done: true,
         rate_limits: Default::default(),
+        events: Default::default(),
     };
     let api = [(
         "railway".to_string(),

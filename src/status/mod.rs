@@ -134,6 +134,9 @@ pub struct EnvStatus {
     /// A commit held back (after a rollback) and what the environment is pinned to meanwhile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold: Option<crate::reconcile::Hold>,
+    /// Suspended through the control API: observed, never written, until resumed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspended: Option<Suspension>,
 }
 
 /// Counts of resources by state.
@@ -196,6 +199,31 @@ pub struct Index {
     /// Per platform that has waited for a rate limit: the time waited and the pauses in force.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub rate_limits: BTreeMap<String, RateLimitStatus>,
+    /// The latest operator actions, newest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<Event>,
+}
+
+/// An operator's action through the control API (or the CLI when no daemon ran), as status
+/// and the log record it: what, where, when, and who asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Event {
+    pub at: DateTime<Utc>,
+    pub action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// Who asked: `socket (uid N)`, `token <file name>`, or `cli (store)` when no daemon ran.
+    pub client: String,
+    pub outcome: String,
+}
+
+/// An environment suspended through the control API: since when and by whom.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Suspension {
+    pub at: DateTime<Utc>,
+    pub by: String,
 }
 
 /// One platform's rate-limit waits, in `index.json`.

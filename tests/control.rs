@@ -1,0 +1,424 @@
+//! Operating a running daemon through the real binary, against the simulator: `reconcile`,
+//! `suspend` and `resume` over the control socket and over TCP with a token, and on the store
+//! when no daemon runs.
+
+mod support;
+
+use std::io::BufRead;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::harness::{World, copy_dir, identity, root, sim_env};
+use tether::manifest::RailwayTarget;
+use tether::provider::railway::Railway;
+use tether::simulate::{Seed, SimConfig, SimHandle, Simulator};
+
+async fn simulator() -> SimHandle {
+    let config = SimConfig {
+        timings: support::harness::fast(),
+        ..Default::default()
+    };
+    let seed = Seed::from_desired(&World::vocilia_desired());
+    Simulator::start("127.0.0.1:0".parse().unwrap(), config, seed)
+        .await
+        .unwrap()
+}
+
+/// `tether` in `dir`, talking to `sim`.
+fn tether(dir: &Path, sim: &SimHandle, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tether"));
+    c.current_dir(dir)
+        .env("TETHER_AGE_KEY_FILE", identity())
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .envs(sim_env(sim))
+        .args(args);
+    c
+}
+
+/// The daemon over vocilia in `dir` (`m/`, `state/`, `status/`), resyncing only hourly so
+/// whatever converges sooner was asked for; its log lines arrive on the receiver.
+fn daemon(
+    dir: &Path,
+    sim: &SimHandle,
+    extra: &[&str],
+) -> (Child, std::sync::mpsc::Receiver<String>) {
+    let mut args = vec![
+        "run",
+        "--manifests",
+        "m",
+        "--state-dir",
+        "state",
+        "--status-dir",
+        "status",
+        "--no-dns",
+        "--no-tls-probe",
+        "--no-backups",
+        "--no-monitors",
+        "--listen",
+        "none",
+        "--resync",
+        "1h",
+        "--follow",
+        "50ms",
+    ];
+    args.extend_from_slice(extra);
+    let mut child = tether(dir, sim, &args)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    (child, rx)
+}
+
+/// Waits (bounded) until the status says every resource is Ready.
+async fn converged(dir: &Path) {
+    for _ in 0..300 {
+        if let Ok((index, _)) = tether::status::read_all(&dir.join("status"))
+            && index.first_pass_done
+            && index.all_ready()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the daemon did not converge");
+}
+
+/// A CLI command: exit code, stdout, stderr.
+async fn cli(dir: &Path, sim: &SimHandle, args: &[&str]) -> (Option<i32>, String, String) {
+    let mut c = tether(dir, sim, args);
+    let out = tokio::task::spawn_blocking(move || c.output().unwrap())
+        .await
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn stop(mut child: Child) {
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+struct Backend {
+    r: Railway,
+    ids: tether::provider::railway::Ids,
+}
+
+impl Backend {
+    async fn new(sim: &SimHandle) -> Backend {
+        let r = Railway::new(tether::provider::endpoint(
+            tether::manifest::Platform::Railway,
+            &sim.railway_url(),
+            tether::secret::SecretValue::new(SimConfig::default().tokens.railway),
+            vec![],
+        ));
+        let ids = r
+            .resolve(&RailwayTarget {
+                project: "vocilia".into(),
+                environment: "production".into(),
+                service: "backend".into(),
+            })
+            .await
+            .unwrap();
+        Backend { r, ids }
+    }
+
+    /// Someone edits LOG_LEVEL in Railway's dashboard.
+    async fn drift(&self) {
+        let vars = [("LOG_LEVEL".to_string(), "trace")].into_iter().collect();
+        self.r.upsert_variables(&self.ids, &vars).await.unwrap();
+    }
+
+    async fn log_level(&self) -> String {
+        self.r.variables(&self.ids).await.unwrap()["LOG_LEVEL"].clone()
+    }
+}
+
+fn prod_backend(dir: &Path) -> tether::status::EnvStatus {
+    let (_, envs) = tether::status::read_all(&dir.join("status")).unwrap();
+    envs.into_iter()
+        .find(|e| e.environment == "prod-backend")
+        .unwrap()
+}
+
+/// `reconcile` puts back a change made behind tether's back at once; `suspend` stops the
+/// writes (drift shown, nothing written) until `resume`; with the daemon stopped, suspend acts
+/// on the store and the next daemon honours it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_suspend_and_resume_through_the_socket_and_the_store() {
+    let sim = simulator().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    copy_dir(&root().join("examples/vocilia"), &dir.join("m"));
+    let (child, _log) = daemon(dir, &sim, &[]);
+    converged(dir).await;
+    let socket = dir.join("state/control.sock");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "only the daemon's user may act");
+    }
+    let backend = Backend::new(&sim).await;
+
+    // reconcile: the drift is corrected within a second, long before the hourly resync.
+    backend.drift().await;
+    let started = Instant::now();
+    let (code, out, err) = cli(
+        dir,
+        &sim,
+        &[
+            "reconcile",
+            "prod-backend",
+            "--wait",
+            "--state-dir",
+            "state",
+        ],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(out.starts_with("reconciled prod-backend: Ready"), "{out}");
+    assert_eq!(backend.log_level().await, "info");
+
+    // suspend: observed, drift shown, nothing written.
+    let (code, out, _) = cli(
+        dir,
+        &sim,
+        &["suspend", "prod-backend", "--state-dir", "state"],
+    )
+    .await;
+    assert_eq!(code, Some(0));
+    assert!(out.contains("prod-backend is suspended"), "{out}");
+    backend.drift().await;
+    let (code, ..) = cli(
+        dir,
+        &sim,
+        &[
+            "reconcile",
+            "prod-backend",
+            "--wait",
+            "--state-dir",
+            "state",
+        ],
+    )
+    .await;
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        backend.log_level().await,
+        "trace",
+        "nothing written while suspended"
+    );
+    let env = prod_backend(dir);
+    assert_eq!(
+        env.suspended.as_ref().unwrap().by,
+        "socket (uid 0)".replace('0', &uid())
+    );
+    let level = env
+        .resources
+        .iter()
+        .find(|r| r.name == "LOG_LEVEL")
+        .unwrap();
+    assert_eq!(
+        level.conditions.last().unwrap().message,
+        "differs, and the environment is suspended"
+    );
+    assert!(level.drift.is_some(), "the drift is shown");
+
+    // resume: the drift is corrected.
+    let (code, out, _) = cli(
+        dir,
+        &sim,
+        &["resume", "prod-backend", "--state-dir", "state"],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{out}");
+    let (code, ..) = cli(
+        dir,
+        &sim,
+        &[
+            "reconcile",
+            "prod-backend",
+            "--wait",
+            "--state-dir",
+            "state",
+        ],
+    )
+    .await;
+    assert_eq!(code, Some(0));
+    assert_eq!(backend.log_level().await, "info");
+    let (index, _) = tether::status::read_all(&dir.join("status")).unwrap();
+    let actions: Vec<&str> = index.events.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions[..5],
+        ["reconcile", "resume", "reconcile", "suspend", "reconcile"]
+    );
+
+    // An unknown environment is refused, with exit 1.
+    let (code, _, err) = cli(dir, &sim, &["suspend", "nope", "--state-dir", "state"]).await;
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("no environment nope in the manifests"),
+        "{err}"
+    );
+
+    // The daemon stopped: suspend acts on the store, and the next daemon honours it.
+    stop(child);
+    assert!(!socket.exists(), "the socket goes with the daemon");
+    let (code, out, _) = cli(
+        dir,
+        &sim,
+        &["suspend", "prod-backend", "--state-dir", "state"],
+    )
+    .await;
+    assert_eq!(code, Some(0));
+    assert!(out.contains("no daemon is running there"), "{out}");
+    let (code, _, err) = cli(dir, &sim, &["reconcile", "--state-dir", "state"]).await;
+    assert_eq!(code, Some(1));
+    assert!(err.contains("no tether is running on state"), "{err}");
+    backend.drift().await;
+    let (child, _log) = daemon(dir, &sim, &[]);
+    for _ in 0..300 {
+        if prod_backend(dir)
+            .suspended
+            .is_some_and(|s| s.by == "cli (store)")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (code, ..) = cli(
+        dir,
+        &sim,
+        &[
+            "reconcile",
+            "prod-backend",
+            "--wait",
+            "--state-dir",
+            "state",
+        ],
+    )
+    .await;
+    assert_eq!(code, Some(0));
+    assert_eq!(prod_backend(dir).suspended.unwrap().by, "cli (store)");
+    assert_eq!(
+        backend.log_level().await,
+        "trace",
+        "still suspended after a restart"
+    );
+    stop(child);
+}
+
+fn uid() -> String {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").unwrap().uid().to_string()
+}
+
+/// Over TCP, a request without the token, or with a wrong one, is refused with 401 and
+/// changes nothing; with the token, the CLI acts through `--control-url`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_needs_the_token() {
+    let sim = simulator().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    copy_dir(&root().join("examples/vocilia"), &dir.join("m"));
+    std::fs::write(dir.join("ops-token"), "a-token-of-32-characters-or-so!!\n").unwrap();
+    let (child, log) = daemon(
+        dir,
+        &sim,
+        &[
+            "--control-listen",
+            "127.0.0.1:0",
+            "--control-token-file",
+            "ops-token",
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let url = loop {
+        let line = log
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("the daemon logs its control address");
+        if let Some(i) = line.find("control API on http://") {
+            break line[i + "control API on ".len()..].trim().to_string();
+        }
+    };
+    converged(dir).await;
+    let c = reqwest::Client::new();
+    let suspend = format!("{url}/api/v1/environments/prod-backend/suspend");
+    let r = c.post(&suspend).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let r = c.post(&suspend).bearer_auth("wrong").send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let (code, ..) = cli(dir, &sim, &["reconcile", "--wait", "--state-dir", "state"]).await;
+    assert_eq!(code, Some(0));
+    assert!(
+        prod_backend(dir).suspended.is_none(),
+        "a refused request changes nothing"
+    );
+    let (code, out, err) = cli(
+        dir,
+        &sim,
+        &[
+            "suspend",
+            "prod-backend",
+            "--control-url",
+            &url,
+            "--control-token-file",
+            "ops-token",
+            "--output",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{out}{err}");
+    let answer: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(answer["event"]["client"], "token ops-token");
+    stop(child);
+}
+
+/// A control address others can reach, with no token, is refused at startup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_public_control_address_without_a_token_is_refused() {
+    let sim = simulator().await;
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&root().join("examples/vocilia"), &tmp.path().join("m"));
+    let (code, _, err) = cli(
+        tmp.path(),
+        &sim,
+        &[
+            "run",
+            "--manifests",
+            "m",
+            "--state-dir",
+            "state",
+            "--once",
+            "--control-listen",
+            "0.0.0.0:0",
+        ],
+    )
+    .await;
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("refusing to serve the control API on 0.0.0.0:0 without a token"),
+        "{err}"
+    );
+}
