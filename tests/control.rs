@@ -14,6 +14,9 @@ use tether::manifest::RailwayTarget;
 use tether::provider::railway::Railway;
 use tether::simulate::{Seed, SimConfig, SimHandle, Simulator};
 
+/// One daemon at a time: the timings asserted here are the daemon's, not the machine's load.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn simulator() -> SimHandle {
     let config = SimConfig {
         timings: support::harness::fast(),
@@ -162,6 +165,7 @@ fn prod_backend(dir: &Path) -> tether::status::EnvStatus {
 /// on the store and the next daemon honours it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconcile_suspend_and_resume_through_the_socket_and_the_store() {
+    let _serial = SERIAL.lock().await;
     let sim = simulator().await;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
@@ -337,6 +341,7 @@ fn uid() -> String {
 /// changes nothing; with the token, the CLI acts through `--control-url`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_needs_the_token() {
+    let _serial = SERIAL.lock().await;
     let sim = simulator().await;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
@@ -398,6 +403,7 @@ async fn tcp_needs_the_token() {
 /// A control address others can reach, with no token, is refused at startup.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_public_control_address_without_a_token_is_refused() {
+    let _serial = SERIAL.lock().await;
     let sim = simulator().await;
     let tmp = tempfile::tempdir().unwrap();
     copy_dir(&root().join("examples/vocilia"), &tmp.path().join("m"));
@@ -421,4 +427,104 @@ async fn a_public_control_address_without_a_token_is_refused() {
         err.contains("refusing to serve the control API on 0.0.0.0:0 without a token"),
         "{err}"
     );
+}
+
+const A: &str = "4f2c9a1e8b7d6c5a4f3e2d1c0b9a8f7e6d5c4b3a";
+const B: &str = "0123456789abcdef0123456789abcdef01234567";
+
+/// A rollback while the daemon runs, with no manifests given: the platform serves the previous
+/// commit, the new one stays held, the ledger records it; a second rollback asked at the same
+/// time is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_while_the_daemon_runs_and_a_second_one_refused() {
+    let _serial = SERIAL.lock().await;
+    let sim = simulator().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    copy_dir(&root().join("examples/vocilia"), &dir.join("m"));
+    let (child, _log) = daemon(dir, &sim, &[]);
+    converged(dir).await;
+    // The manifest pins a new commit: the daemon deploys it.
+    let file = dir.join("m/backend/deployments.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replacen(A, B, 1)).unwrap();
+    let deployed = |dir: &Path| {
+        prod_backend(dir).resources.iter().any(|r| {
+            r.kind == "deployment"
+                && r.desired_digest.as_deref() == Some("commit:0123456789ab")
+                && r.state == tether::status::State::Ready
+        })
+    };
+    for _ in 0..300 {
+        if deployed(dir) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(deployed(dir), "{B} deployed");
+    // Two operators roll back at once (the platform answering slowly).
+    sim.set_latency(Duration::from_millis(300));
+    let args = ["rollback", "prod-backend", "--state-dir", "state"];
+    let (first, second) = tokio::join!(cli(dir, &sim, &args), cli(dir, &sim, &args));
+    sim.set_latency(Duration::ZERO);
+    let (done, refused) = if first.0 == Some(0) {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    assert_eq!(done.0, Some(0), "{}{}", done.1, done.2);
+    assert!(
+        done.1
+            .starts_with("rolled prod-backend back to deployment ")
+            && done.1.contains("(commit 4f2c9a1e8b7d)"),
+        "{}",
+        done.1
+    );
+    assert_eq!(refused.0, Some(1), "{}{}", refused.1, refused.2);
+    assert!(
+        refused
+            .2
+            .contains("a rollback of prod-backend is already in progress"),
+        "{}",
+        refused.2
+    );
+    // The platform serves the previous commit.
+    let backend = Backend::new(&sim).await;
+    let mut serving = None;
+    for _ in 0..100 {
+        let deps = backend.r.deployments(&backend.ids).await.unwrap();
+        serving = deps
+            .iter()
+            .find(|d| d.active)
+            .and_then(|d| d.commit.clone());
+        if serving.as_deref() == Some(A) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(serving.as_deref(), Some(A));
+    let env = prod_backend(dir);
+    let hold = env.hold.expect("the rolled-back commit is held");
+    assert_eq!(
+        (hold.commit.as_str(), hold.reason.as_str()),
+        (B, "rolled back by hand")
+    );
+    let replaced = env
+        .deployments
+        .iter()
+        .find(|d| d.commit.as_deref() == Some(B))
+        .unwrap();
+    assert_eq!(
+        replaced.status,
+        tether::observed::DeployStatus::RolledBack,
+        "the ledger records the rollback"
+    );
+    let (index, _) = tether::status::read_all(&dir.join("status")).unwrap();
+    let rollbacks = index
+        .events
+        .iter()
+        .filter(|e| e.action == "rollback")
+        .count();
+    assert_eq!(rollbacks, 2, "both asked, one refused, both recorded");
+    stop(child);
 }

@@ -9,10 +9,10 @@ use std::time::Duration;
 use clap::Args;
 
 use super::{CliError, Output, exit};
-use crate::control::{Action, Answer, client::Client};
+use crate::control::{Action, Answer, ControlError, client::Client};
 use crate::manifest::HumanDuration;
 use crate::reconcile::suspend;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 
 /// Where the daemon is.
 #[derive(Debug, Args)]
@@ -81,35 +81,16 @@ pub fn resume(args: EnvArgs) -> Result<ExitCode, CliError> {
 
 /// To the daemon when one runs; else, for suspend and resume, to the store.
 fn send(d: &DaemonArgs, action: Action, timeout: Duration) -> Result<ExitCode, CliError> {
-    let client = Client::find(
-        &d.state_dir,
-        d.control_url.as_deref(),
-        d.control_token_file.as_deref(),
-    )
-    .map_err(|e| CliError::Usage(e.to_string()))?;
-    let rt = tokio::runtime::Runtime::new().map_err(|source| CliError::Io {
-        what: "cannot start the async runtime".into(),
-        source,
-    })?;
-    let answer = match client {
-        Some(c) => match rt.block_on(c.send(&action, timeout)) {
-            Ok(a) => a,
-            Err(crate::control::ControlError::Unreachable { detail, .. })
-                if detail.starts_with("no answer within") =>
-            {
-                print(
-                    d.output,
-                    &Answer::refused(format!("still in progress: {detail}")),
-                );
-                return Ok(ExitCode::from(exit::NOT_READY));
-            }
-            // A socket left by a daemon that died: the store says whether one runs.
-            Err(e) if d.control_url.is_none() => offline(d, &action).map_err(|_| {
-                CliError::Usage(format!("{e} (and the store is locked by a running tether)"))
-            })??,
-            Err(e) => return Err(CliError::Usage(e.to_string())),
-        },
-        None => offline(d, &action).map_err(CliError::Store)??,
+    let answer = match via_daemon(d, &action, timeout)? {
+        Some(Reply::Answered(a)) => a,
+        Some(Reply::StillRunning(detail)) => {
+            print(
+                d.output,
+                &Answer::refused(format!("still in progress: {detail}")),
+            );
+            return Ok(ExitCode::from(exit::NOT_READY));
+        }
+        None => offline(d, &action)??,
     };
     print(d.output, &answer);
     Ok(ExitCode::from(if answer.ok {
@@ -119,14 +100,58 @@ fn send(d: &DaemonArgs, action: Action, timeout: Duration) -> Result<ExitCode, C
     }))
 }
 
+/// What the daemon said.
+pub(super) enum Reply {
+    Answered(Answer),
+    /// No answer within the timeout: the action goes on.
+    StillRunning(String),
+}
+
+/// Sends `action` to the daemon holding the state directory (or at `--control-url`); None
+/// when no daemon runs there (no socket, or one left by a daemon that died).
+pub(super) fn via_daemon(
+    d: &DaemonArgs,
+    action: &Action,
+    timeout: Duration,
+) -> Result<Option<Reply>, CliError> {
+    let client = Client::find(
+        &d.state_dir,
+        d.control_url.as_deref(),
+        d.control_token_file.as_deref(),
+    )
+    .map_err(|e| CliError::Usage(e.to_string()))?;
+    let Some(client) = client else {
+        return Ok(None);
+    };
+    let rt = tokio::runtime::Runtime::new().map_err(|source| CliError::Io {
+        what: "cannot start the async runtime".into(),
+        source,
+    })?;
+    match rt.block_on(client.send(action, timeout)) {
+        Ok(a) => Ok(Some(Reply::Answered(a))),
+        Err(ControlError::Unreachable { detail, .. }) if detail.starts_with("no answer within") => {
+            Ok(Some(Reply::StillRunning(detail)))
+        }
+        // A socket left by a daemon that died: the store's lock says whether one runs.
+        Err(e) if d.control_url.is_none() => match Store::open(&d.state_dir) {
+            Ok(_) => Ok(None),
+            Err(_) => Err(CliError::Usage(format!(
+                "{e}, yet a tether holds {}",
+                d.state_dir.display()
+            ))),
+        },
+        Err(e) => Err(CliError::Usage(e.to_string())),
+    }
+}
+
 /// With no daemon: suspend and resume are written to the store, where the next daemon finds
 /// them; reconcile needs a daemon.
-fn offline(d: &DaemonArgs, action: &Action) -> Result<Result<Answer, CliError>, StoreError> {
+fn offline(d: &DaemonArgs, action: &Action) -> Result<Result<Answer, CliError>, CliError> {
     let store = Store::open(&d.state_dir)?;
     let dir = d.state_dir.display();
     let client = "cli (store)";
     let (env, outcome, suspension) = match action {
-        Action::Reconcile { .. } => {
+        Action::Reconcile { .. } | Action::Rollback { .. } => {
             return Ok(Err(CliError::Usage(format!(
                 "no tether is running on {dir}: start `tether run`, or converge once with `tether run --once`"
             ))));
@@ -160,7 +185,7 @@ fn offline(d: &DaemonArgs, action: &Action) -> Result<Result<Answer, CliError>, 
     }))
 }
 
-fn print(output: Output, a: &Answer) {
+pub(super) fn print(output: Output, a: &Answer) {
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(a).expect("json")),
         Output::Text if a.ok => println!("{}", a.message),

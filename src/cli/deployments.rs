@@ -32,13 +32,17 @@ pub struct RollbackArgs {
     /// when absent.
     #[arg(long, value_name = "DEPLOYMENT_ID")]
     pub to: Option<String>,
-    /// The manifest directory.
+    /// The manifest directory: needed only when no daemon runs on the state directory (then
+    /// tether rolls back itself).
     #[arg(long, value_name = "DIR")]
-    pub manifests: PathBuf,
-    #[arg(long, value_name = "DIR", default_value = ".tether")]
-    pub state_dir: PathBuf,
+    pub manifests: Option<PathBuf>,
     #[arg(long, value_name = "DIR", default_value = "status")]
     pub status_dir: PathBuf,
+    /// How long to wait for the daemon to carry it out (exit 3 past it: still in progress).
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    pub timeout: crate::manifest::HumanDuration,
+    #[command(flatten)]
+    pub daemon: super::control::DaemonArgs,
 }
 
 pub fn list(args: DeploymentsArgs) -> Result<ExitCode, CliError> {
@@ -88,10 +92,33 @@ pub fn list(args: DeploymentsArgs) -> Result<ExitCode, CliError> {
 }
 
 pub fn rollback(global: &Global, args: RollbackArgs) -> Result<ExitCode, CliError> {
+    // A running daemon holds the store: it carries the rollback out, between its passes.
+    let action = crate::control::Action::Rollback {
+        environment: args.env.clone(),
+        to: args.to.clone(),
+    };
+    match super::control::via_daemon(&args.daemon, &action, args.timeout.0)? {
+        Some(super::control::Reply::Answered(a)) => {
+            super::control::print(args.daemon.output, &a);
+            return Ok(ExitCode::from(if a.ok { exit::OK } else { exit::ERROR }));
+        }
+        Some(super::control::Reply::StillRunning(detail)) => {
+            let a = crate::control::Answer::refused(format!("still in progress: {detail}"));
+            super::control::print(args.daemon.output, &a);
+            return Ok(ExitCode::from(exit::NOT_READY));
+        }
+        None => {}
+    }
+    let manifests = args.manifests.as_ref().ok_or_else(|| {
+        CliError::Usage(format!(
+            "no tether is running on {}: give --manifests to roll back without one",
+            args.daemon.state_dir.display()
+        ))
+    })?;
     let keyring = super::keyring(global)?;
-    let store = Store::open(&args.state_dir)?;
+    let store = Store::open(&args.daemon.state_dir)?;
     let fp = crate::daemon::fingerprinter(keyring.as_ref(), &store)?;
-    let desired = super::load_desired(global, &args.manifests, keyring.as_ref(), b"unused")
+    let desired = super::load_desired(global, manifests, keyring.as_ref(), b"unused")
         .map_err(CliError::Invalid)?;
     let providers = crate::provider::PlatformConfig::from_env(
         &crate::provider::platforms_used(&desired),

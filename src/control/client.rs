@@ -84,6 +84,10 @@ impl Client {
             Action::Resume { environment } => {
                 (format!("/api/v1/environments/{environment}/resume"), None)
             }
+            Action::Rollback { environment, to } => (
+                format!("/api/v1/environments/{environment}/rollback"),
+                Some(serde_json::json!({ "to": to })),
+            ),
         };
         let mut req = self
             .http

@@ -36,6 +36,13 @@ pub enum Action {
     Suspend { environment: String },
     /// Write to a suspended environment again.
     Resume { environment: String },
+    /// Roll back to the last healthy deployment, or to `to` (a ledger or platform id); the
+    /// environment stays pinned there until the manifest names another commit.
+    Rollback {
+        environment: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+    },
 }
 
 impl Action {
@@ -45,13 +52,16 @@ impl Action {
             Action::Reconcile { .. } => "reconcile",
             Action::Suspend { .. } => "suspend",
             Action::Resume { .. } => "resume",
+            Action::Rollback { .. } => "rollback",
         }
     }
 
     pub fn environment(&self) -> Option<&str> {
         match self {
             Action::Reconcile { environment, .. } => environment.as_deref(),
-            Action::Suspend { environment } | Action::Resume { environment } => Some(environment),
+            Action::Suspend { environment }
+            | Action::Resume { environment }
+            | Action::Rollback { environment, .. } => Some(environment),
         }
     }
 }

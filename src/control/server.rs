@@ -7,6 +7,7 @@
 //! | `POST /api/v1/reconcile` `{"environment"?: ENV, "wait"?: bool}` | reconcile now |
 //! | `POST /api/v1/environments/{env}/suspend` | stop writing to it |
 //! | `POST /api/v1/environments/{env}/resume` | write to it again |
+//! | `POST /api/v1/environments/{env}/rollback` `{"to"?: ID}` | roll back (answered when done) |
 //!
 //! Each answers `{"ok", "message", "event"}`: 200 when done, 409 when refused.
 
@@ -186,6 +187,7 @@ fn router(ctx: Ctx) -> Router {
         .route("/api/v1/reconcile", post(reconcile))
         .route("/api/v1/environments/{env}/suspend", post(suspend))
         .route("/api/v1/environments/{env}/resume", post(resume))
+        .route("/api/v1/environments/{env}/rollback", post(rollback))
         .with_state(ctx)
 }
 
@@ -240,6 +242,25 @@ async fn resume(
     UrlPath(env): UrlPath<String>,
 ) -> Response {
     act(&ctx, &headers, Action::Resume { environment: env }).await
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RollbackBody {
+    to: Option<String>,
+}
+
+async fn rollback(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    UrlPath(env): UrlPath<String>,
+    body: Option<Json<RollbackBody>>,
+) -> Response {
+    let to = body.and_then(|Json(b)| b.to);
+    let action = Action::Rollback {
+        environment: env,
+        to,
+    };
+    act(&ctx, &headers, action).await
 }
 
 /// Hands the action to the loop and answers with what it said.

@@ -12,11 +12,13 @@ use crate::reconcile::suspend::event;
 use crate::reconcile::{Look, PassReport, ReconcileError, Reconciler};
 use crate::status::Event;
 
-/// A `reconcile --wait` not yet answered.
+/// A `reconcile --wait` or a rollback, answered after the pass that covers its environments.
 struct Waiter {
     envs: BTreeSet<String>,
     reply: oneshot::Sender<Answer>,
     event: Event,
+    /// For a rollback: the deployment it returns to.
+    rollback: Option<crate::reconcile::DeploymentRecord>,
 }
 
 /// Requests that arrived during a pass, and the waiters.
@@ -24,6 +26,9 @@ struct Waiter {
 pub(super) struct Control {
     pub queued: Vec<Request>,
     waiters: Vec<Waiter>,
+    /// Environments rolled back by the pass that just ended: a rollback asked for while it
+    /// ran was asked at the same time, and is refused.
+    rolled_back: BTreeSet<String>,
 }
 
 /// The loop's schedule: environment → (when, how).
@@ -83,6 +88,7 @@ impl Control {
                         envs,
                         reply,
                         event: e,
+                        rollback: None,
                     });
                 } else {
                     let msg = format!(
@@ -106,8 +112,52 @@ impl Control {
                 };
                 let e = event("suspend", Some(&environment), &client, outcome.clone());
                 rec.record_event(&e)?;
-                rec.write_status()?;
                 let _ = reply.send(answer(outcome, e));
+            }
+            Action::Rollback { environment, to } => {
+                // Two at once: the first is carried out, the second refused.
+                let in_flight = rec
+                    .rollback_pending(&environment)
+                    .map(|(target, why)| format!("to {target}: {why}"))
+                    .or_else(|| {
+                        self.rolled_back
+                            .contains(&environment)
+                            .then(|| "it was carried out while this one waited".to_string())
+                    });
+                if let Some(what) = in_flight {
+                    let msg = format!(
+                        "a rollback of {environment} is already in progress ({what}); this one is refused"
+                    );
+                    let e = event("rollback", Some(&environment), &client, msg.clone());
+                    rec.record_event(&e)?;
+                    rec.write_status()?;
+                    let _ = reply.send(Answer::refused(msg));
+                    return Ok(());
+                }
+                match rec.request_rollback(&environment, to.as_deref()) {
+                    Ok(target) => {
+                        schedule.insert(environment.clone(), (Instant::now(), Look::Full));
+                        let e = event(
+                            "rollback",
+                            Some(&environment),
+                            &client,
+                            format!("roll back to deployment {}", target.deployment_id),
+                        );
+                        rec.record_event(&e)?;
+                        self.waiters.push(Waiter {
+                            envs: BTreeSet::from([environment]),
+                            reply,
+                            event: e,
+                            rollback: Some(target),
+                        });
+                    }
+                    Err(err) => {
+                        let msg = err.to_string();
+                        let e = event("rollback", Some(&environment), &client, msg.clone());
+                        rec.record_event(&e)?;
+                        let _ = reply.send(Answer::refused(msg));
+                    }
+                }
             }
             Action::Resume { environment } => {
                 let resumed = rec.resume(&environment)?;
@@ -131,7 +181,15 @@ impl Control {
                 let _ = reply.send(answer(outcome, e));
             }
         }
+        // The event (and a suspension) reach the status files now, not at the next pass.
+        rec.write_status()?;
         Ok(())
+    }
+
+    /// The requests that waited for a pass are handled: forget which environments it rolled
+    /// back.
+    pub fn settled(&mut self) {
+        self.rolled_back.clear();
     }
 
     /// After a pass over `due`: answers each waiter whose environments it observed.
@@ -145,6 +203,11 @@ impl Control {
             .partition(|w| w.envs.is_empty());
         self.waiters = waiting;
         for w in done {
+            if let Some(target) = &w.rollback {
+                self.rolled_back.extend(w.envs_asked());
+                let _ = w.reply.send(rollback_outcome(target, w.event, report));
+                continue;
+            }
             let envs: Vec<String> = report
                 .status
                 .as_ref()
@@ -168,5 +231,47 @@ impl Control {
                 event: Some(w.event),
             });
         }
+    }
+}
+
+impl Waiter {
+    /// The environment the action named.
+    fn envs_asked(&self) -> Option<String> {
+        self.event.environment.clone()
+    }
+}
+
+/// A rollback's answer, from the status of the pass that carried it out.
+fn rollback_outcome(
+    target: &crate::reconcile::DeploymentRecord,
+    event: Event,
+    report: &PassReport,
+) -> Answer {
+    let env = event.environment.clone().unwrap_or_default();
+    let failed = report.status.as_ref().and_then(|(_, envs)| {
+        envs.iter()
+            .find(|e| e.environment == env)
+            .and_then(|e| e.resources.iter().find(|r| r.kind == "deployment"))
+            .and_then(|r| r.last_error.clone())
+    });
+    match failed {
+        Some(err) => Answer {
+            ok: false,
+            message: format!("the rollback of {env} failed: {err}"),
+            event: Some(event),
+        },
+        None => Answer {
+            ok: true,
+            message: format!(
+                "rolled {env} back to deployment {} (commit {}); it stays pinned there until the manifest names another commit",
+                target.deployment_id,
+                target
+                    .commit
+                    .as_deref()
+                    .map(|c| &c[..c.len().min(12)])
+                    .unwrap_or("unknown")
+            ),
+            event: Some(event),
+        },
     }
 }

@@ -385,6 +385,7 @@ pub async fn run(
             for req in std::mem::take(&mut control.queued) {
                 control.handle(req, &mut rec, &mut schedule)?;
             }
+            control.settled();
             watchdog.persist(chrono::Utc::now());
             server.record_pass(report.duration, report.writes, report.observed);
             publish(&server, &rec, report.status.clone(), true);

@@ -361,6 +361,11 @@ impl Reconciler {
         Ok(())
     }
 
+    /// The rollback decided or asked for and not yet done: (platform deployment, why).
+    pub fn rollback_pending(&self, env: &str) -> Option<&(String, String)> {
+        self.rollback_requests.get(env)
+    }
+
     /// A rollback asked for by hand: to `to` (a ledger or platform deployment id) or to the last
     /// healthy deployment. The environment stays pinned there until the manifest changes.
     pub fn request_rollback(
@@ -425,18 +430,22 @@ impl Reconciler {
         Ok(target.clone())
     }
 
-    /// A rollback went through: the deployment it replaced is marked rolled back.
+    /// A rollback went through: the deployment it replaced (an unhealthy one, or for a manual
+    /// rollback the newest that served) is marked rolled back.
     pub(super) fn rollback_done(
         &mut self,
         env: &str,
         target_platform_id: &str,
     ) -> Result<(), ReconcileError> {
-        self.rollback_requests.remove(env);
+        let manual = self
+            .rollback_requests
+            .remove(env)
+            .is_some_and(|(_, why)| why.starts_with("manual rollback"));
         let ledger = self.ledger(env)?;
         if let Some(mut bad) = ledger.into_iter().find(|r| {
             r.platform_deployment_id != target_platform_id
                 && matches!(r.status, DeployStatus::Success)
-                && r.health != Health::Healthy
+                && (manual || r.health != Health::Healthy)
         }) {
             bad.status = DeployStatus::RolledBack;
             tracing::warn!(environment = env, deployment = %bad.deployment_id, "deployment rolled back");
