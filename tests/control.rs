@@ -41,8 +41,19 @@ fn tether(dir: &Path, sim: &SimHandle, args: &[&str]) -> Command {
 }
 
 /// The daemon over vocilia in `dir` (`m/`, `state/`, `status/`), resyncing only hourly so
-/// whatever converges sooner was asked for; its log lines arrive on the receiver.
+/// whatever converges sooner was asked for, backups off; its log lines arrive on the receiver.
 fn daemon(
+    dir: &Path,
+    sim: &SimHandle,
+    extra: &[&str],
+) -> (Child, std::sync::mpsc::Receiver<String>) {
+    let mut args = vec!["--no-backups"];
+    args.extend_from_slice(extra);
+    daemon_with(dir, sim, &args)
+}
+
+/// The daemon with these flags besides the folders, checks off and the hourly resync.
+fn daemon_with(
     dir: &Path,
     sim: &SimHandle,
     extra: &[&str],
@@ -57,7 +68,6 @@ fn daemon(
         "status",
         "--no-dns",
         "--no-tls-probe",
-        "--no-backups",
         "--no-monitors",
         "--listen",
         "none",
@@ -526,5 +536,100 @@ async fn a_rollback_while_the_daemon_runs_and_a_second_one_refused() {
         .filter(|e| e.action == "rollback")
         .count();
     assert_eq!(rollbacks, 2, "both asked, one refused, both recorded");
+    stop(child);
+}
+
+/// `backup now`, `backups` and `backup verify` while the daemon runs, against a real database:
+/// the daemon takes and verifies the backup (no manifests, no identity given to the CLI).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backups_through_the_running_daemon() {
+    let _serial = SERIAL.lock().await;
+    let pg = support::postgres::Postgres::start();
+    pg.create_db("vocilia");
+    pg.psql(
+        "vocilia",
+        "CREATE TABLE orders (id int primary key); INSERT INTO orders SELECT generate_series(1, 300);",
+    );
+    let sim = simulator().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    copy_dir(&root().join("examples/vocilia"), &dir.join("m"));
+    // A daily schedule at 03:00: any backup in this test is one asked for.
+    support::harness::local_backup_policy(
+        &dir.join("m"),
+        &pg.url("vocilia"),
+        &dir.join("archives"),
+        "0 3 * * *",
+    );
+    let (child, _log) = daemon_with(dir, &sim, &[]);
+    converged(dir).await;
+    let mut cmd = tether(
+        dir,
+        &sim,
+        &[
+            "backup",
+            "now",
+            "prod-database",
+            "--state-dir",
+            "state",
+            "--output",
+            "json",
+        ],
+    );
+    cmd.env_remove("TETHER_AGE_KEY_FILE");
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let taken = &v["backups"][0];
+    assert_eq!(taken["status"], "completed", "{v:#}");
+    assert_eq!(taken["backupType"], "manual", "{v:#}");
+    assert!(taken["sizeBytes"].as_u64().unwrap() > 500, "{v:#}");
+    let id = taken["id"].as_str().unwrap().to_string();
+    // The records, read through the daemon (the store is its).
+    let (code, out, err) = cli(
+        dir,
+        &sim,
+        &[
+            "backups",
+            "prod-database",
+            "--state-dir",
+            "state",
+            "--output",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains(&id), "{out}");
+    let (code, out, err) = cli(
+        dir,
+        &sim,
+        &["backup", "verify", &id, "--state-dir", "state"],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains(&id) && out.contains("verified 20"), "{out}");
+    let (code, _, err) = cli(
+        dir,
+        &sim,
+        &["backup", "verify", "nope", "--state-dir", "state"],
+    )
+    .await;
+    assert_eq!(code, Some(1));
+    assert!(err.contains("nope"), "{err}");
+    let (index, _) = tether::status::read_all(&dir.join("status")).unwrap();
+    assert!(
+        index.events.iter().any(|e| e.action == "backup"),
+        "{:?}",
+        index.events
+    );
     stop(child);
 }

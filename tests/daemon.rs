@@ -306,28 +306,8 @@ async fn the_vocilia_backup_policy_backs_up_a_real_database_on_schedule() {
     let m = tmp.path().join("m");
     copy_dir(&root().join("examples/vocilia"), &m);
     // Point the policy at the local database (encrypted like the real one) and fire every minute.
-    let file = m.join("database/backup.yaml");
-    let ring = tether::secret::Keyring::load(&identity()).unwrap();
-    let ct = tether::secret::encrypt(
-        &pg.url("vocilia"),
-        &tether::secret::parse_recipients(&ring.recipients()).unwrap(),
-    )
-    .unwrap();
-    let text = tether::manifest::edit::replace_secret(
-        &std::fs::read_to_string(&file).unwrap(),
-        0,
-        "spec.databaseUrl.secret",
-        &ct,
-    )
-    .unwrap();
-    let text = text
-        .replace("database: postgres", "database: vocilia")
-        .replace("schedule: \"0 3 * * *\"", "schedule: \"* * * * *\"")
-        .replace(
-            "path: backups/vocilia-prod",
-            &format!("path: {}", tmp.path().join("archives").display()),
-        );
-    std::fs::write(&file, text).unwrap();
+    let archives = tmp.path().join("archives");
+    support::harness::local_backup_policy(&m, &pg.url("vocilia"), &archives, "* * * * *");
     let sim = simulator(&m).await;
     let mut args: Vec<&str> = once()
         .into_iter()

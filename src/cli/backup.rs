@@ -36,15 +36,15 @@ pub enum BackupCommand {
 /// Where the manifests and the state are.
 #[derive(Debug, Args)]
 pub struct Place {
-    /// The manifest directory (for the policy, its database URL and its storage).
+    /// The manifest directory (for the policy, its database URL and its storage): needed only
+    /// when no daemon runs on the state directory (a running one does the backup itself).
     #[arg(long, value_name = "DIR")]
-    pub manifests: PathBuf,
-    /// The state directory, where backup records are kept.
-    #[arg(long, value_name = "DIR", default_value = ".tether")]
-    pub state_dir: PathBuf,
-    /// text for people, json for CI.
-    #[arg(long, short, value_enum, default_value_t = Output::Text)]
-    pub output: Output,
+    pub manifests: Option<PathBuf>,
+    /// How long to wait for the daemon to finish (exit 3 past it: still in progress).
+    #[arg(long, value_name = "DURATION", default_value = "30m")]
+    pub timeout: crate::manifest::HumanDuration,
+    #[command(flatten)]
+    pub daemon: super::control::DaemonArgs,
 }
 
 #[derive(Debug, Args)]
@@ -88,10 +88,42 @@ pub fn run(global: &Global, args: BackupArgs) -> Result<ExitCode, CliError> {
         BackupCommand::Now(a) => &a.place,
         BackupCommand::Verify(a) => &a.place,
     };
+    // A running daemon holds the store and the identity: it takes or verifies the backup.
+    let action = match &args.command {
+        BackupCommand::Now(a) => crate::control::Action::BackupNow {
+            environment: a.environment.clone(),
+        },
+        BackupCommand::Verify(a) => crate::control::Action::BackupVerify { id: a.id.clone() },
+    };
+    match super::control::via_daemon(&place.daemon, &action, place.timeout.0)? {
+        Some(super::control::Reply::Answered(a)) => {
+            match place.daemon.output {
+                Output::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&a.data.clone().unwrap_or_default())
+                        .expect("json")
+                ),
+                Output::Text => super::control::print(Output::Text, &a),
+            }
+            return Ok(ExitCode::from(if a.ok { exit::OK } else { exit::ERROR }));
+        }
+        Some(super::control::Reply::StillRunning(detail)) => {
+            let a = crate::control::Answer::refused(format!("still in progress: {detail}"));
+            super::control::print(place.daemon.output, &a);
+            return Ok(ExitCode::from(exit::NOT_READY));
+        }
+        None => {}
+    }
+    let manifests = place.manifests.as_ref().ok_or_else(|| {
+        CliError::Usage(format!(
+            "no tether is running on {}: give --manifests to take or verify the backup without one",
+            place.daemon.state_dir.display()
+        ))
+    })?;
     let keyring = super::keyring(global)?;
-    let store = Store::open(&place.state_dir)?;
+    let store = Store::open(&place.daemon.state_dir)?;
     let seed = store.fingerprint_seed()?;
-    let desired = super::load_desired(global, &place.manifests, keyring.as_ref(), &seed)
+    let desired = super::load_desired(global, manifests, keyring.as_ref(), &seed)
         .map_err(CliError::Invalid)?;
     let bar = spinner();
     let b = bar.clone();
@@ -101,7 +133,7 @@ pub fn run(global: &Global, args: BackupArgs) -> Result<ExitCode, CliError> {
         what: "cannot start the async runtime".into(),
         source,
     })?;
-    let output = place.output;
+    let output = place.daemon.output;
     let (done, failures) = rt.block_on(async {
         match &args.command {
             BackupCommand::Now(a) => now(&mut runner, &desired, &a.environment, &bar).await,
@@ -196,7 +228,9 @@ async fn now(
 
 /// `tether backups [ENV]`: the records as a table, or JSON.
 pub fn list(args: BackupsArgs) -> Result<ExitCode, CliError> {
-    let records = if Path::new(&args.state_dir).exists() {
+    let records = if let Some(r) = from_daemon(&args)? {
+        r
+    } else if Path::new(&args.state_dir).exists() {
         let store = Store::open(&args.state_dir)?;
         records_in(&store, args.environment.as_deref()).map_err(usage)?
     } else {
@@ -210,6 +244,30 @@ pub fn list(args: BackupsArgs) -> Result<ExitCode, CliError> {
         Output::Text => print!("{}", table(&records)),
     }
     Ok(ExitCode::from(exit::OK))
+}
+
+/// The records as the daemon holding the state directory serves them; None when none runs.
+fn from_daemon(args: &BackupsArgs) -> Result<Option<Vec<BackupRecord>>, CliError> {
+    let Some(client) = crate::control::client::Client::find(&args.state_dir, None, None)
+        .map_err(|e| CliError::Usage(e.to_string()))?
+    else {
+        return Ok(None);
+    };
+    let rt = tokio::runtime::Runtime::new().map_err(|source| CliError::Io {
+        what: "cannot start the async runtime".into(),
+        source,
+    })?;
+    let path = match &args.environment {
+        Some(e) => format!("/api/v1/backups?environment={e}"),
+        None => "/api/v1/backups".into(),
+    };
+    match rt.block_on(client.get(&path)) {
+        Ok(v) => serde_json::from_value(v["backups"].clone())
+            .map(Some)
+            .map_err(|e| CliError::Usage(format!("the daemon answered an unreadable list: {e}"))),
+        // A socket left by a daemon that died: read the store.
+        Err(_) => Ok(None),
+    }
 }
 
 /// The records as a table, newest first.

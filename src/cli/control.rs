@@ -151,7 +151,10 @@ fn offline(d: &DaemonArgs, action: &Action) -> Result<Result<Answer, CliError>, 
     let dir = d.state_dir.display();
     let client = "cli (store)";
     let (env, outcome, suspension) = match action {
-        Action::Reconcile { .. } | Action::Rollback { .. } => {
+        Action::Reconcile { .. }
+        | Action::Rollback { .. }
+        | Action::BackupNow { .. }
+        | Action::BackupVerify { .. } => {
             return Ok(Err(CliError::Usage(format!(
                 "no tether is running on {dir}: start `tether run`, or converge once with `tether run --once`"
             ))));
@@ -178,11 +181,7 @@ fn offline(d: &DaemonArgs, action: &Action) -> Result<Result<Answer, CliError>, 
     let e = suspend::event(action.name(), Some(env), client, outcome.clone());
     suspend::record(&store, &e)?;
     store.flush()?;
-    Ok(Ok(Answer {
-        ok: true,
-        message: outcome,
-        event: Some(e),
-    }))
+    Ok(Ok(Answer::done(outcome, e)))
 }
 
 pub(super) fn print(output: Output, a: &Answer) {

@@ -71,6 +71,32 @@ impl Client {
         }))
     }
 
+    /// Reads `path` (`/api/v1/backups`, …) as JSON.
+    pub async fn get(&self, path: &str) -> Result<serde_json::Value, ControlError> {
+        let mut req = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .timeout(Duration::from_secs(30));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t.expose());
+        }
+        let fail = |detail: String| ControlError::Unreachable {
+            at: self.at.clone(),
+            detail,
+        };
+        let resp = req.send().await.map_err(|e| fail(e.to_string()))?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.map_err(|e| fail(e.to_string()))?;
+        if status != 200 {
+            return Err(ControlError::Refused {
+                at: self.at.clone(),
+                status,
+                message: crate::provider::error::excerpt(&text),
+            });
+        }
+        serde_json::from_str(&text).map_err(|e| fail(e.to_string()))
+    }
+
     /// Sends an action and waits at most `timeout` for the answer.
     pub async fn send(&self, action: &Action, timeout: Duration) -> Result<Answer, ControlError> {
         let (path, body) = match action {
@@ -88,6 +114,10 @@ impl Client {
                 format!("/api/v1/environments/{environment}/rollback"),
                 Some(serde_json::json!({ "to": to })),
             ),
+            Action::BackupNow { environment } => {
+                (format!("/api/v1/environments/{environment}/backup"), None)
+            }
+            Action::BackupVerify { id } => (format!("/api/v1/backups/{id}/verify"), None),
         };
         let mut req = self
             .http

@@ -43,6 +43,10 @@ pub enum Action {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         to: Option<String>,
     },
+    /// Take a logical backup of an environment's database now (the manual tier).
+    BackupNow { environment: String },
+    /// Read a backup end to end: checksum and pg_restore.
+    BackupVerify { id: String },
 }
 
 impl Action {
@@ -53,6 +57,8 @@ impl Action {
             Action::Suspend { .. } => "suspend",
             Action::Resume { .. } => "resume",
             Action::Rollback { .. } => "rollback",
+            Action::BackupNow { .. } => "backup",
+            Action::BackupVerify { .. } => "verify backup",
         }
     }
 
@@ -61,7 +67,9 @@ impl Action {
             Action::Reconcile { environment, .. } => environment.as_deref(),
             Action::Suspend { environment }
             | Action::Resume { environment }
-            | Action::Rollback { environment, .. } => Some(environment),
+            | Action::Rollback { environment, .. }
+            | Action::BackupNow { environment } => Some(environment),
+            Action::BackupVerify { .. } => None,
         }
     }
 }
@@ -77,6 +85,9 @@ pub struct Answer {
     /// The event recorded for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event: Option<Event>,
+    /// What the action produced (the backup records of `backup now` and `backup verify`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
 }
 
 impl Answer {
@@ -85,6 +96,16 @@ impl Answer {
             ok: false,
             message: message.into(),
             event: None,
+            data: None,
+        }
+    }
+
+    pub fn done(message: impl Into<String>, event: Event) -> Answer {
+        Answer {
+            ok: true,
+            message: message.into(),
+            event: Some(event),
+            data: None,
         }
     }
 }

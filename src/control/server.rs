@@ -8,8 +8,14 @@
 //! | `POST /api/v1/environments/{env}/suspend` | stop writing to it |
 //! | `POST /api/v1/environments/{env}/resume` | write to it again |
 //! | `POST /api/v1/environments/{env}/rollback` `{"to"?: ID}` | roll back (answered when done) |
+//! | `POST /api/v1/environments/{env}/backup` | take a backup now (answered when done) |
+//! | `POST /api/v1/backups/{id}/verify` | verify a backup (answered when done) |
+//! | `GET /api/v1/environments/{env}/deployments` | the ledger, newest first |
+//! | `GET /api/v1/backups[?environment=ENV]` | the backup records |
+//! | `GET /api/v1/events` | the operators' actions, newest first |
 //!
-//! Each answers `{"ok", "message", "event"}`: 200 when done, 409 when refused.
+//! Actions answer `{"ok", "message", "event", "data"}`: 200 when done, 409 when refused. Reads
+//! come from the store as the loop last wrote it.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -19,7 +25,7 @@ use axum::Router;
 use axum::extract::{Json, Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
@@ -82,6 +88,7 @@ type Token = (String, Arc<[u8]>, Arc<[u8; 32]>);
 #[derive(Clone)]
 struct Ctx {
     outbox: mpsc::Sender<Request>,
+    store: crate::store::Store,
     token: Option<Token>,
     client: Arc<str>,
 }
@@ -99,6 +106,7 @@ impl ControlServer {
     pub async fn start(
         state_dir: &Path,
         config: &ControlConfig,
+        store: crate::store::Store,
     ) -> Result<(ControlServer, Inbox), ControlError> {
         let (tx, rx) = mpsc::channel(64);
         let socket = super::socket_path(state_dir);
@@ -123,6 +131,7 @@ impl ControlServer {
         };
         let local = Ctx {
             outbox: tx.clone(),
+            store: store.clone(),
             token: None,
             client: format!("socket (uid {uid})").into(),
         };
@@ -146,6 +155,7 @@ impl ControlServer {
                 });
                 let remote = Ctx {
                     outbox: tx,
+                    store,
                     client: token
                         .as_ref()
                         .map_or("tcp (loopback, no token)".to_string(), |(n, _, _)| {
@@ -188,6 +198,11 @@ fn router(ctx: Ctx) -> Router {
         .route("/api/v1/environments/{env}/suspend", post(suspend))
         .route("/api/v1/environments/{env}/resume", post(resume))
         .route("/api/v1/environments/{env}/rollback", post(rollback))
+        .route("/api/v1/environments/{env}/backup", post(backup_now))
+        .route("/api/v1/backups/{id}/verify", post(backup_verify))
+        .route("/api/v1/environments/{env}/deployments", get(ledger))
+        .route("/api/v1/backups", get(backups))
+        .route("/api/v1/events", get(events))
         .with_state(ctx)
 }
 
@@ -263,6 +278,74 @@ async fn rollback(
     act(&ctx, &headers, action).await
 }
 
+async fn backup_now(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    UrlPath(env): UrlPath<String>,
+) -> Response {
+    act(&ctx, &headers, Action::BackupNow { environment: env }).await
+}
+
+async fn backup_verify(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+) -> Response {
+    act(&ctx, &headers, Action::BackupVerify { id }).await
+}
+
+/// A read's answer: the value, 401 without the token, 500 with the store's error.
+fn read<T: serde::Serialize, E: std::fmt::Display>(
+    ctx: &Ctx,
+    headers: &HeaderMap,
+    value: impl FnOnce(&crate::store::Store) -> Result<T, E>,
+) -> Response {
+    if !authorized(ctx, headers) {
+        let a = Answer::refused("a valid bearer token is required (Authorization: Bearer …)");
+        return (StatusCode::UNAUTHORIZED, axum::Json(a)).into_response();
+    }
+    match value(&ctx.store) {
+        Ok(v) => (StatusCode::OK, axum::Json(v)).into_response(),
+        Err(e) => {
+            let a = Answer::refused(e.to_string());
+            (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(a)).into_response()
+        }
+    }
+}
+
+async fn ledger(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    UrlPath(env): UrlPath<String>,
+) -> Response {
+    read(&ctx, &headers, |s| {
+        crate::reconcile::ledger::ledger_in(s, &env)
+            .map(|d| serde_json::json!({"environment": env, "deployments": d}))
+    })
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct BackupsQuery {
+    environment: Option<String>,
+}
+
+async fn backups(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<BackupsQuery>,
+) -> Response {
+    read(&ctx, &headers, |s| {
+        crate::backup::records_in(s, q.environment.as_deref())
+            .map(|b| serde_json::json!({ "backups": b }))
+    })
+}
+
+async fn events(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {
+    read(&ctx, &headers, |s| {
+        crate::reconcile::suspend::latest(s, 100).map(|e| serde_json::json!({ "events": e }))
+    })
+}
+
 /// Hands the action to the loop and answers with what it said.
 async fn act(ctx: &Ctx, headers: &HeaderMap, action: Action) -> Response {
     if !authorized(ctx, headers) {
@@ -310,6 +393,7 @@ mod tests {
         let key = [7u8; 32];
         let ctx = |t: &str| Ctx {
             outbox: mpsc::channel(1).0,
+            store: crate::store::Store::temporary(),
             token: Some(("t".into(), mac(&key, t.as_bytes()).into(), Arc::new(key))),
             client: "x".into(),
         };

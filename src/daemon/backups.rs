@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::backup::BackupRunner;
+use crate::control::{Action, Answer, Request};
 use crate::manifest::DesiredState;
 use crate::provider::Providers;
 use crate::store::Store;
@@ -14,8 +16,9 @@ pub(super) fn spawn_backups(
     providers: Providers,
     mut rx: tokio::sync::watch::Receiver<Option<std::sync::Arc<DesiredState>>>,
     every: Duration,
+    mut orders: tokio::sync::mpsc::Receiver<Request>,
 ) -> tokio::task::JoinHandle<()> {
-    use crate::backup::{BackupEvent, BackupRunner, PgDump, platform::PlatformTarget};
+    use crate::backup::{BackupEvent, PgDump, platform::PlatformTarget};
     tokio::spawn(async move {
         let mut runner = BackupRunner::new(store, std::sync::Arc::new(PgDump::new()));
         let mut tick = tokio::time::interval(every);
@@ -24,6 +27,15 @@ pub(super) fn spawn_backups(
             tokio::select! {
                 _ = tick.tick() => {}
                 changed = rx.changed() => if changed.is_err() { return },
+                Some(order) = orders.recv() => {
+                    let desired = rx.borrow().clone();
+                    let answer = match desired {
+                        Some(d) => carry_out(&mut runner, &d, &order.action).await,
+                        None => Answer::refused("the manifests are not loaded yet"),
+                    };
+                    let _ = order.reply.send(answer);
+                    continue;
+                }
             }
             let Some(desired) = rx.borrow().clone() else {
                 continue;
@@ -71,4 +83,66 @@ pub(super) fn spawn_backups(
             }
         }
     })
+}
+
+/// `backup now ENV` (every policy covering it, or the policy of that name) and `backup verify
+/// ID`, answered with what was done and the records.
+async fn carry_out(runner: &mut BackupRunner, desired: &DesiredState, action: &Action) -> Answer {
+    use crate::backup::BackupError;
+    let now = chrono::Utc::now();
+    let (done, failures) = match action {
+        Action::BackupNow { environment } => {
+            let policies: Vec<String> = desired
+                .backup_policies
+                .iter()
+                .filter(|(name, p)| &p.spec.environment == environment || *name == environment)
+                .map(|(name, _)| name.clone())
+                .collect();
+            if policies.is_empty() {
+                return Answer::refused(format!(
+                    "no backup policy covers environment {environment}"
+                ));
+            }
+            let (mut done, mut failures) = (Vec::new(), Vec::new());
+            for p in policies {
+                match runner.backup_now(desired, &p, true, now).await {
+                    Ok(r) => done.push(r),
+                    Err(e) => failures.push(format!("{p}: {e}")),
+                }
+            }
+            (done, failures)
+        }
+        Action::BackupVerify { id } => match runner.verify(desired, id, now).await {
+            Ok(r) => (vec![r], vec![]),
+            Err(e @ BackupError::UnknownBackup(_)) => return Answer::refused(e.to_string()),
+            Err(e) => (vec![], vec![format!("{id}: {e}")]),
+        },
+        _ => return Answer::refused("not a backup action"),
+    };
+    let lines: Vec<String> = done
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} of {}: {} bytes, sha256 {}, verified {}",
+                r.backup_type,
+                r.id,
+                r.policy,
+                r.size_bytes.unwrap_or(0),
+                r.checksum
+                    .as_deref()
+                    .map(|c| &c[..c.len().min(16)])
+                    .unwrap_or("-"),
+                r.verified_at
+                    .map(|t| t.to_rfc3339())
+                    .unwrap_or_else(|| "never".into())
+            )
+        })
+        .chain(failures.iter().map(|f| format!("failed: {f}")))
+        .collect();
+    Answer {
+        ok: failures.is_empty(),
+        message: lines.join("\n"),
+        event: None,
+        data: Some(serde_json::json!({ "backups": done, "failures": failures })),
+    }
 }

@@ -41,6 +41,7 @@ impl Control {
         req: Request,
         rec: &mut Reconciler,
         schedule: &mut Schedule,
+        backups: Option<&tokio::sync::mpsc::Sender<Request>>,
     ) -> Result<(), ReconcileError> {
         let Request {
             action,
@@ -60,11 +61,7 @@ impl Control {
             return Ok(());
         }
         let env = action.environment().map(str::to_string);
-        let answer = |outcome: String, e: Event| Answer {
-            ok: true,
-            message: outcome,
-            event: Some(e),
-        };
+        let answer = |outcome: String, e: Event| Answer::done(outcome, e);
         match action {
             Action::Reconcile { wait, .. } => {
                 let envs: BTreeSet<String> = match &env {
@@ -113,6 +110,33 @@ impl Control {
                 let e = event("suspend", Some(&environment), &client, outcome.clone());
                 rec.record_event(&e)?;
                 let _ = reply.send(answer(outcome, e));
+            }
+            Action::BackupNow { .. } | Action::BackupVerify { .. } => {
+                let what = match &action {
+                    Action::BackupVerify { id } => format!("verify backup {id}"),
+                    _ => format!("back up {} now", env.as_deref().unwrap_or("")),
+                };
+                let Some(task) = backups else {
+                    let msg = "backups are off in this daemon (it runs with --no-backups, or with --simulate, which has no database to dump)";
+                    let _ = reply.send(Answer::refused(msg));
+                    return Ok(());
+                };
+                let e = event(action.name(), env.as_deref(), &client, what);
+                rec.record_event(&e)?;
+                // The backup task takes and verifies backups (it owns their records) and
+                // answers when done.
+                let order = Request {
+                    action,
+                    client,
+                    reply,
+                };
+                if let Err(tokio::sync::mpsc::error::TrySendError::Full(order)) =
+                    task.try_send(order)
+                {
+                    let _ = order.reply.send(Answer::refused(
+                        "the backup task is busy; try again shortly",
+                    ));
+                }
             }
             Action::Rollback { environment, to } => {
                 // Two at once: the first is carried out, the second refused.
@@ -225,11 +249,8 @@ impl Control {
                         .collect()
                 })
                 .unwrap_or_default();
-            let _ = w.reply.send(Answer {
-                ok: true,
-                message: format!("reconciled {}", envs.join("; ")),
-                event: Some(w.event),
-            });
+            let message = format!("reconciled {}", envs.join("; "));
+            let _ = w.reply.send(Answer::done(message, w.event));
         }
     }
 }
@@ -259,6 +280,7 @@ fn rollback_outcome(
             ok: false,
             message: format!("the rollback of {env} failed: {err}"),
             event: Some(event),
+            data: None,
         },
         None => Answer {
             ok: true,
@@ -272,6 +294,7 @@ fn rollback_outcome(
                     .unwrap_or("unknown")
             ),
             event: Some(event),
+            data: None,
         },
     }
 }

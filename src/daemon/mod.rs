@@ -211,12 +211,16 @@ pub async fn run(
     };
     let mut refresh = tokio::time::interval(Duration::from_secs(15));
     refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // `backup now` and `backup verify` from the control API go to the backup task.
+    let (backup_orders, orders_rx) = tokio::sync::mpsc::channel(8);
+    let backup_orders = cfg.opts.backups.then_some(backup_orders);
     let _backups = cfg.opts.backups.then(|| {
         backups::spawn_backups(
             store.clone(),
             providers.clone(),
             desired_rx,
             cfg.backup_check,
+            orders_rx,
         )
     });
     let (mut watch, mut changes) = if cfg.once {
@@ -238,10 +242,11 @@ pub async fn run(
         }
     }
     let mut first_pass = !cfg.once;
-    rec.write_status()?;
+    // The socket exists before the first status does: whoever reads that status can act.
     let (_control_server, mut inbox) =
-        crate::control::ControlServer::start(&cfg.state_dir, &cfg.control).await?;
+        crate::control::ControlServer::start(&cfg.state_dir, &cfg.control, store.clone()).await?;
     let mut control = control::Control::default();
+    rec.write_status()?;
     let deadline = Instant::now() + cfg.once_timeout;
     let mut shutdown = std::pin::pin!(shutdown_signal());
     // Manifests read after a change, not yet put in force.
@@ -383,7 +388,7 @@ pub async fn run(
             first_pass = false;
             control.after_pass(&due, &report);
             for req in std::mem::take(&mut control.queued) {
-                control.handle(req, &mut rec, &mut schedule)?;
+                control.handle(req, &mut rec, &mut schedule, backup_orders.as_ref())?;
             }
             control.settled();
             watchdog.persist(chrono::Utc::now());
@@ -436,7 +441,7 @@ pub async fn run(
                 pending = read_change(&mut changes, watch.as_mut(), &mut loader).or(pending);
             }
             Some(req) = inbox.recv() => {
-                control.handle(req, &mut rec, &mut schedule)?;
+                control.handle(req, &mut rec, &mut schedule, backup_orders.as_ref())?;
             }
             Some((monitor, result)) = watchdog.next() => {
                 watchdog.record(&monitor, result);

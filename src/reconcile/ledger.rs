@@ -9,7 +9,7 @@ use super::{ReconcileError, Reconciler};
 use crate::manifest::DesiredState;
 use crate::observed::{DeployStatus, ObservedEnv};
 use crate::plan::{Notice, Severity};
-use crate::store::trees;
+use crate::store::{Store, StoreError, trees};
 
 /// How monitors fared since a deploy succeeded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,17 +98,22 @@ fn same_commit(a: &str, b: &str) -> bool {
     a.starts_with(b) || b.starts_with(a)
 }
 
+/// An environment's deployment ledger in the store, newest first (a read: the control API
+/// serves it while the loop writes).
+pub fn ledger_in(store: &Store, env: &str) -> Result<Vec<DeploymentRecord>, StoreError> {
+    let mut v: Vec<DeploymentRecord> = store
+        .scan(trees::LEDGER, &format!("{env}/"))?
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect();
+    v.sort_by_key(|r| std::cmp::Reverse(r.started_at));
+    Ok(v)
+}
+
 impl Reconciler {
     /// An environment's ledger, newest first.
     pub fn ledger(&self, env: &str) -> Result<Vec<DeploymentRecord>, ReconcileError> {
-        let mut v: Vec<DeploymentRecord> = self
-            .store
-            .scan(trees::LEDGER, &format!("{env}/"))?
-            .into_iter()
-            .map(|(_, r)| r)
-            .collect();
-        v.sort_by_key(|r| std::cmp::Reverse(r.started_at));
-        Ok(v)
+        Ok(ledger_in(&self.store, env)?)
     }
 
     fn put_record(&self, r: &DeploymentRecord) -> Result<(), ReconcileError> {

@@ -345,3 +345,33 @@ pub async fn assert_no_duplicates(sim: &SimHandle) {
         assert_eq!(v.list_env(&pid).await.unwrap().len(), 15, "{app} variables");
     }
 }
+
+/// Points vocilia's backup policy (in the copy at `m`) at a local database, its URL encrypted
+/// like the real one, its archives in `archives`, on `schedule` (cron).
+pub fn local_backup_policy(m: &Path, db_url: &str, archives: &Path, schedule: &str) {
+    let file = m.join("database/backup.yaml");
+    let ring = Keyring::load(&identity()).unwrap();
+    let ct = tether::secret::encrypt(
+        db_url,
+        &tether::secret::parse_recipients(&ring.recipients()).unwrap(),
+    )
+    .unwrap();
+    let text = tether::manifest::edit::replace_secret(
+        &std::fs::read_to_string(&file).unwrap(),
+        0,
+        "spec.databaseUrl.secret",
+        &ct,
+    )
+    .unwrap();
+    let text = text
+        .replace("database: postgres", "database: vocilia")
+        .replace(
+            "schedule: \"0 3 * * *\"",
+            &format!("schedule: \"{schedule}\""),
+        )
+        .replace(
+            "path: backups/vocilia-prod",
+            &format!("path: {}", archives.display()),
+        );
+    std::fs::write(&file, text).unwrap();
+}
