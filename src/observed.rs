@@ -8,6 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::secret::Fingerprint;
 
+/// The reason a manual rollback carries (in `rollback_to`): a suspended environment still gets
+/// it, since an operator asked; tether's own automatic rollbacks wait for a resume.
+pub const MANUAL_ROLLBACK: &str = "manual rollback to ";
+
 /// What kind of object a key names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -472,7 +472,15 @@ async fn a_rollback_while_the_daemon_runs_and_a_second_one_refused() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(deployed(dir), "{B} deployed");
-    // Two operators roll back at once (the platform answering slowly).
+    // The incident: suspend, roll back (two operators at once, the platform answering
+    // slowly), resume.
+    let (code, ..) = cli(
+        dir,
+        &sim,
+        &["suspend", "prod-backend", "--state-dir", "state"],
+    )
+    .await;
+    assert_eq!(code, Some(0));
     sim.set_latency(Duration::from_millis(300));
     let args = ["rollback", "prod-backend", "--state-dir", "state"];
     let (first, second) = tokio::join!(cli(dir, &sim, &args), cli(dir, &sim, &args));
@@ -536,6 +544,29 @@ async fn a_rollback_while_the_daemon_runs_and_a_second_one_refused() {
         .filter(|e| e.action == "rollback")
         .count();
     assert_eq!(rollbacks, 2, "both asked, one refused, both recorded");
+    // Resumed, it stays on the good commit: the bad one is held.
+    let (code, ..) = cli(
+        dir,
+        &sim,
+        &["resume", "prod-backend", "--state-dir", "state"],
+    )
+    .await;
+    assert_eq!(code, Some(0));
+    let args = [
+        "reconcile",
+        "prod-backend",
+        "--wait",
+        "--state-dir",
+        "state",
+    ];
+    let (code, ..) = cli(dir, &sim, &args).await;
+    assert_eq!(code, Some(0));
+    let deps = backend.r.deployments(&backend.ids).await.unwrap();
+    let serving = deps
+        .iter()
+        .find(|d| d.active)
+        .and_then(|d| d.commit.clone());
+    assert_eq!(serving.as_deref(), Some(A), "still pinned after the resume");
     stop(child);
 }
 

@@ -39,7 +39,9 @@ Exit codes:
      run --once: a platform rejected its token
   2  plan: there are changes to apply
   3  run --once, status: some resource is not Ready (run --once: also past
-     --timeout, naming what was in flight, or stopped by a signal)
+     --timeout, naming what was in flight, or stopped by a signal);
+     reconcile --wait, rollback, backup: still in progress at --timeout
+  reconcile, suspend, resume, rollback, backup: 0 done, 1 refused or failed
 
 Environment:
   TETHER_AGE_KEY_FILE     age identity file that decrypts secrets (or --age-key-file)

@@ -50,6 +50,17 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState, opts: &PlanOptions
                 "Suspended",
                 "active: false; observed, never written",
             ));
+            // Only an operator's own rollback goes through (one asked for while the
+            // environment is suspended; a manifest's active: false refuses it earlier).
+            if obs
+                .rollback_to
+                .as_ref()
+                .is_some_and(|(_, why)| why.starts_with(crate::observed::MANUAL_ROLLBACK))
+            {
+                let mut changes = Vec::new();
+                deployments(desired, env, obs, opts, &mut changes, &mut plan.notices);
+                plan.changes.extend(changes);
+            }
             continue;
         }
         if let Knowledge::Partial(reason) = &obs.knowledge {

@@ -90,9 +90,15 @@ pub enum RollbackError {
         id: String,
         healthy: String,
     },
+    #[error(
+        "{0}'s manifest says active: false, which always wins: tether writes nothing to it, a rollback included"
+    )]
+    Inactive(String),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
 }
+
+pub use crate::observed::MANUAL_ROLLBACK;
 
 fn same_commit(a: &str, b: &str) -> bool {
     a.starts_with(b) || b.starts_with(a)
@@ -379,6 +385,13 @@ impl Reconciler {
         to: Option<&str>,
     ) -> Result<DeploymentRecord, RollbackError> {
         let desired = self.desired.clone();
+        if desired
+            .as_ref()
+            .and_then(|d| d.environments.get(env))
+            .is_some_and(|e| !e.spec.active)
+        {
+            return Err(RollbackError::Inactive(env.into()));
+        }
         let dep = desired
             .as_ref()
             .and_then(|d| d.deployment_of(env).cloned())
@@ -422,7 +435,7 @@ impl Reconciler {
                     },
                 })?,
         };
-        let reason = format!("manual rollback to {}", target.deployment_id);
+        let reason = format!("{MANUAL_ROLLBACK}{}", target.deployment_id);
         self.rollback_requests
             .insert(env.into(), (target.platform_deployment_id.clone(), reason));
         let hold = Hold {
@@ -445,7 +458,7 @@ impl Reconciler {
         let manual = self
             .rollback_requests
             .remove(env)
-            .is_some_and(|(_, why)| why.starts_with("manual rollback"));
+            .is_some_and(|(_, why)| why.starts_with(MANUAL_ROLLBACK));
         let ledger = self.ledger(env)?;
         if let Some(mut bad) = ledger.into_iter().find(|r| {
             r.platform_deployment_id != target_platform_id
