@@ -188,6 +188,23 @@ async fn reconcile_suspend_and_resume_through_the_socket_and_the_store() {
         let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "only the daemon's user may act");
     }
+    // Another user, who can see the socket, cannot use it (nor the store).
+    if uid() == "0" {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_tether"))
+            .args(["suspend", "prod-backend", "--state-dir", "state"])
+            .current_dir(dir);
+        let out = tokio::task::spawn_blocking(move || c.output().unwrap())
+            .await
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains("Permission denied"), "{err}");
+        assert!(prod_backend(dir).suspended.is_none(), "nothing changed");
+    }
     let backend = Backend::new(&sim).await;
 
     // reconcile: the drift is corrected within a second, long before the hourly resync.

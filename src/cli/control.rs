@@ -135,9 +135,12 @@ pub(super) fn via_daemon(
         // A socket left by a daemon that died: the store's lock says whether one runs.
         Err(e) if d.control_url.is_none() => match Store::open(&d.state_dir) {
             Ok(_) => Ok(None),
-            Err(_) => Err(CliError::Usage(format!(
+            Err(crate::store::StoreError::Locked(_)) => Err(CliError::Usage(format!(
                 "{e}, yet a tether holds {}",
                 d.state_dir.display()
+            ))),
+            Err(s) => Err(CliError::Usage(format!(
+                "{e}; nor can the store be read: {s}"
             ))),
         },
         Err(e) => Err(CliError::Usage(e.to_string())),

@@ -136,10 +136,8 @@ impl Client {
         let resp = req.send().await.map_err(|e| {
             unreachable(if e.is_timeout() {
                 format!("no answer within {} s", timeout.as_secs())
-            } else if e.is_connect() {
-                "nothing listens there".into()
             } else {
-                e.to_string()
+                root_cause(&e)
             })
         })?;
         let status = resp.status().as_u16();
@@ -158,4 +156,14 @@ impl Client {
             }),
         }
     }
+}
+
+/// The innermost cause of an error, in words ("Permission denied (os error 13)", "Connection
+/// refused (os error 111)").
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
 }
