@@ -121,6 +121,19 @@ async fn cli(dir: &Path, sim: &SimHandle, args: &[&str]) -> (Option<i32>, String
     )
 }
 
+/// `tether reconcile prod-backend --wait`, which must succeed.
+async fn reconcile_wait(dir: &Path, sim: &SimHandle) {
+    let args = [
+        "reconcile",
+        "prod-backend",
+        "--wait",
+        "--state-dir",
+        "state",
+    ];
+    let (code, out, err) = cli(dir, sim, &args).await;
+    assert_eq!(code, Some(0), "{out}{err}");
+}
+
 fn stop(mut child: Child) {
     let pid = child.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
@@ -241,19 +254,7 @@ async fn reconcile_suspend_and_resume_through_the_socket_and_the_store() {
     assert_eq!(code, Some(0));
     assert!(out.contains("prod-backend is suspended"), "{out}");
     backend.drift().await;
-    let (code, ..) = cli(
-        dir,
-        &sim,
-        &[
-            "reconcile",
-            "prod-backend",
-            "--wait",
-            "--state-dir",
-            "state",
-        ],
-    )
-    .await;
-    assert_eq!(code, Some(0));
+    reconcile_wait(dir, &sim).await;
     assert_eq!(
         backend.log_level().await,
         "trace",
@@ -283,19 +284,7 @@ async fn reconcile_suspend_and_resume_through_the_socket_and_the_store() {
     )
     .await;
     assert_eq!(code, Some(0), "{out}");
-    let (code, ..) = cli(
-        dir,
-        &sim,
-        &[
-            "reconcile",
-            "prod-backend",
-            "--wait",
-            "--state-dir",
-            "state",
-        ],
-    )
-    .await;
-    assert_eq!(code, Some(0));
+    reconcile_wait(dir, &sim).await;
     assert_eq!(backend.log_level().await, "info");
     let (index, _) = tether::status::read_all(&dir.join("status")).unwrap();
     let actions: Vec<&str> = index.events.iter().map(|e| e.action.as_str()).collect();
@@ -337,19 +326,7 @@ async fn reconcile_suspend_and_resume_through_the_socket_and_the_store() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let (code, ..) = cli(
-        dir,
-        &sim,
-        &[
-            "reconcile",
-            "prod-backend",
-            "--wait",
-            "--state-dir",
-            "state",
-        ],
-    )
-    .await;
-    assert_eq!(code, Some(0));
+    reconcile_wait(dir, &sim).await;
     assert_eq!(prod_backend(dir).suspended.unwrap().by, "cli (store)");
     assert_eq!(
         backend.log_level().await,

@@ -95,24 +95,8 @@ pub fn run(global: &Global, args: BackupArgs) -> Result<ExitCode, CliError> {
         },
         BackupCommand::Verify(a) => crate::control::Action::BackupVerify { id: a.id.clone() },
     };
-    match super::control::via_daemon(&place.daemon, &action, place.timeout.0)? {
-        Some(super::control::Reply::Answered(a)) => {
-            match place.daemon.output {
-                Output::Json => println!(
-                    "{}",
-                    serde_json::to_string_pretty(&a.data.clone().unwrap_or_default())
-                        .expect("json")
-                ),
-                Output::Text => super::control::print(Output::Text, &a),
-            }
-            return Ok(ExitCode::from(if a.ok { exit::OK } else { exit::ERROR }));
-        }
-        Some(super::control::Reply::StillRunning(detail)) => {
-            let a = crate::control::Answer::refused(format!("still in progress: {detail}"));
-            super::control::print(place.daemon.output, &a);
-            return Ok(ExitCode::from(exit::NOT_READY));
-        }
-        None => {}
+    if let Some(code) = super::control::delegate(&place.daemon, &action, place.timeout.0, true)? {
+        return Ok(code);
     }
     let manifests = place.manifests.as_ref().ok_or_else(|| {
         CliError::Usage(format!(

@@ -81,23 +81,50 @@ pub fn resume(args: EnvArgs) -> Result<ExitCode, CliError> {
 
 /// To the daemon when one runs; else, for suspend and resume, to the store.
 fn send(d: &DaemonArgs, action: Action, timeout: Duration) -> Result<ExitCode, CliError> {
-    let answer = match via_daemon(d, &action, timeout)? {
-        Some(Reply::Answered(a)) => a,
-        Some(Reply::StillRunning(detail)) => {
-            print(
-                d.output,
-                &Answer::refused(format!("still in progress: {detail}")),
-            );
-            return Ok(ExitCode::from(exit::NOT_READY));
-        }
-        None => offline(d, &action)??,
-    };
+    if let Some(code) = delegate(d, &action, timeout, false)? {
+        return Ok(code);
+    }
+    let answer = offline(d, &action)??;
     print(d.output, &answer);
     Ok(ExitCode::from(if answer.ok {
         exit::OK
     } else {
         exit::ERROR
     }))
+}
+
+/// Has the daemon holding the state directory carry `action` out and prints its answer (with
+/// `--output json`, the answer, or only its data when `data` is set): the exit code, or None
+/// when no daemon runs there and the caller acts itself.
+pub(super) fn delegate(
+    d: &DaemonArgs,
+    action: &Action,
+    timeout: Duration,
+    data: bool,
+) -> Result<Option<ExitCode>, CliError> {
+    let a = match via_daemon(d, action, timeout)? {
+        None => return Ok(None),
+        Some(Reply::StillRunning(detail)) => {
+            print(
+                d.output,
+                &Answer::refused(format!("still in progress: {detail}")),
+            );
+            return Ok(Some(ExitCode::from(exit::NOT_READY)));
+        }
+        Some(Reply::Answered(a)) => a,
+    };
+    match d.output {
+        Output::Json if data => println!(
+            "{}",
+            serde_json::to_string_pretty(&a.data.clone().unwrap_or_default()).expect("json")
+        ),
+        o => print(o, &a),
+    }
+    Ok(Some(ExitCode::from(if a.ok {
+        exit::OK
+    } else {
+        exit::ERROR
+    })))
 }
 
 /// What the daemon said.

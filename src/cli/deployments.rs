@@ -97,17 +97,8 @@ pub fn rollback(global: &Global, args: RollbackArgs) -> Result<ExitCode, CliErro
         environment: args.env.clone(),
         to: args.to.clone(),
     };
-    match super::control::via_daemon(&args.daemon, &action, args.timeout.0)? {
-        Some(super::control::Reply::Answered(a)) => {
-            super::control::print(args.daemon.output, &a);
-            return Ok(ExitCode::from(if a.ok { exit::OK } else { exit::ERROR }));
-        }
-        Some(super::control::Reply::StillRunning(detail)) => {
-            let a = crate::control::Answer::refused(format!("still in progress: {detail}"));
-            super::control::print(args.daemon.output, &a);
-            return Ok(ExitCode::from(exit::NOT_READY));
-        }
-        None => {}
+    if let Some(code) = super::control::delegate(&args.daemon, &action, args.timeout.0, false)? {
+        return Ok(code);
     }
     let manifests = args.manifests.as_ref().ok_or_else(|| {
         CliError::Usage(format!(
