@@ -16,6 +16,9 @@ const PREFIX: &str = "suspended/";
 /// How many events status shows.
 pub const EVENTS_SHOWN: usize = 20;
 
+/// How many events the store keeps (older ones are dropped as new ones come).
+pub const EVENTS_KEPT: usize = 1000;
+
 /// The suspensions kept in the store.
 pub fn load(store: &Store) -> Result<BTreeMap<String, Suspension>, StoreError> {
     Ok(store
@@ -43,19 +46,24 @@ pub fn record(store: &Store, e: &Event) -> Result<(), StoreError> {
         "{}",
         e.outcome
     );
-    store.put(trees::EVENTS, &ulid::Ulid::new().to_string(), e)
+    // Keys in time order to the nanosecond (a ULID alone is not ordered within a millisecond).
+    let key = format!(
+        "{}-{}",
+        e.at.format("%Y%m%dT%H%M%S%.9fZ"),
+        ulid::Ulid::new()
+    );
+    store.put(trees::EVENTS, &key, e)?;
+    store.keep_last(trees::EVENTS, EVENTS_KEPT)?;
+    Ok(())
 }
 
-/// The latest events, newest first.
+/// The latest events, newest first (keys are in time order).
 pub fn latest(store: &Store, n: usize) -> Result<Vec<Event>, StoreError> {
-    let mut all: Vec<Event> = store
-        .scan::<Event>(trees::EVENTS, "")?
+    Ok(store
+        .last::<Event>(trees::EVENTS, n)?
         .into_iter()
         .map(|(_, e)| e)
-        .collect();
-    all.reverse();
-    all.truncate(n);
-    Ok(all)
+        .collect())
 }
 
 /// An event as of now.
@@ -118,5 +126,27 @@ impl Reconciler {
             }
         }
         Arc::new(d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_kept_newest_first_and_bounded() {
+        let store = Store::temporary();
+        for i in 0..(EVENTS_KEPT + 5) {
+            record(&store, &event("reconcile", None, "t", format!("n{i}"))).unwrap();
+        }
+        let last = latest(&store, 3).unwrap();
+        let outcomes: Vec<&str> = last.iter().map(|e| e.outcome.as_str()).collect();
+        assert_eq!(outcomes, ["n1004", "n1003", "n1002"]);
+        assert_eq!(
+            store.scan::<Event>(trees::EVENTS, "").unwrap().len(),
+            EVENTS_KEPT
+        );
+        let oldest = &store.scan::<Event>(trees::EVENTS, "").unwrap()[0].1;
+        assert_eq!(oldest.outcome, "n5");
     }
 }

@@ -153,6 +153,40 @@ impl Store {
         Ok(out)
     }
 
+    /// The last `n` records of a tree, in reverse key order (newest first for time-ordered
+    /// keys).
+    pub fn last<T: DeserializeOwned>(
+        &self,
+        tree: &'static str,
+        n: usize,
+    ) -> Result<Vec<(String, T)>, StoreError> {
+        let t = self.tree(tree)?;
+        let mut out = Vec::new();
+        for item in t.iter().rev().take(n) {
+            let (k, v) = item.map_err(|e| classify(&self.path, e))?;
+            let key = String::from_utf8_lossy(&k).into_owned();
+            let value = serde_json::from_slice(&v).map_err(|e| self.decode(tree, &key, e))?;
+            out.push((key, value));
+        }
+        Ok(out)
+    }
+
+    /// Keeps the last `keep` records of a tree (in key order) and removes the rest.
+    pub fn keep_last(&self, tree: &'static str, keep: usize) -> Result<usize, StoreError> {
+        let t = self.tree(tree)?;
+        let excess = t.len().saturating_sub(keep);
+        let keys: Vec<_> = t
+            .iter()
+            .keys()
+            .take(excess)
+            .collect::<Result<_, _>>()
+            .map_err(|e| classify(&self.path, e))?;
+        for k in &keys {
+            t.remove(k).map_err(|e| classify(&self.path, e))?;
+        }
+        Ok(keys.len())
+    }
+
     /// Removes every record of a tree whose key starts with `prefix`.
     pub fn remove_prefix(&self, tree: &'static str, prefix: &str) -> Result<usize, StoreError> {
         let t = self.tree(tree)?;
