@@ -166,6 +166,17 @@ impl fmt::Debug for Keyring {
     }
 }
 
+/// Checks an armored age ciphertext without decrypting it: the armor, the header (its MAC is
+/// checked only on decryption) and that it is encrypted to recipients, not a passphrase.
+pub fn check_structure(armored: &str) -> Result<(), String> {
+    let reader = age::armor::ArmoredReader::new(armored.trim().as_bytes());
+    let decryptor = age::Decryptor::new(reader).map_err(|e| describe(&e))?;
+    if decryptor.is_scrypt() {
+        return Err("it is encrypted with a passphrase, not to age recipients".into());
+    }
+    Ok(())
+}
+
 impl Keyring {
     /// Reads an identity file as `age-keygen` writes it: `AGE-SECRET-KEY-1…` lines, `#` comments.
     pub fn load(path: &Path) -> Result<Keyring, SecretError> {
@@ -218,6 +229,7 @@ impl Keyring {
     }
 
     /// Decrypts ASCII-armored age ciphertext into a secret value.
+    /// (See [`check_structure`] for a check that needs no identity.)
     pub fn decrypt(&self, armored: &str) -> Result<SecretValue, SecretError> {
         let reader = age::armor::ArmoredReader::new(armored.trim().as_bytes());
         let decryptor =

@@ -156,6 +156,7 @@ async fn the_canary_appears_nowhere() {
             keyring: Some(&keyring),
             fingerprinter: &fp,
             key_source: "t",
+            undecrypted: None,
         },
     )
     .unwrap();

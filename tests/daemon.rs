@@ -19,6 +19,7 @@ async fn simulator(manifests: &Path) -> SimHandle {
             keyring: Some(&keyring),
             fingerprinter: &fp,
             key_source: "t",
+            undecrypted: None,
         },
     )
     .unwrap();

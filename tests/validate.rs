@@ -32,17 +32,66 @@ fn vocilia_is_valid() {
     );
 }
 
-#[test]
-fn secrets_need_an_identity() {
-    let out = Command::new(env!("CARGO_BIN_EXE_tether"))
-        .args(["validate", "examples/vocilia"])
-        .current_dir(root())
+/// `tether validate` without a key, in `dir`.
+fn validate_without_a_key(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tether"))
+        .arg("validate")
+        .args(args)
+        .current_dir(dir)
         .env_remove("TETHER_AGE_KEY_FILE")
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// A pull-request check needs no key: the ciphertexts' structure is checked and the secrets
+/// are counted as not decrypted; `--decrypt` insists on decrypting them.
+#[test]
+fn validation_needs_no_key_unless_asked_to_decrypt() {
+    let out = validate_without_a_key(&root(), &["examples/vocilia"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(
+        said.contains(
+            "\n25 secrets not decrypted (no age identity): their ciphertexts are well-formed;"
+        ),
+        "{said}"
+    );
+    let out = validate_without_a_key(&root(), &["examples/vocilia", "--decrypt"]);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(err.contains("examples/vocilia/backend/variables.yaml:15:5: spec.entries.DATABASE_URL: prod-backend/DATABASE_URL is a secret, but no age identity is configured: set TETHER_AGE_KEY_FILE or pass --age-key-file"), "{err}");
+    // A broken ciphertext is still an error without the key, at its file, line and field.
+    let tmp = tempfile::tempdir().unwrap();
+    copy(&root().join("examples/vocilia"), &tmp.path().join("m"));
+    let file = tmp.path().join("m/backend/variables.yaml");
+    let text_in = std::fs::read_to_string(&file).unwrap();
+    // The first line of the first ciphertext holds the age header's start.
+    let broken = text_in.replacen(
+        "YWdlLWVuY3J5cHRpb24ub3JnL3YxCi0+IFgyNTUxOSBIeHhOeDZrRnl4cXdtNDF5",
+        "bm90LWFnZQo=",
+        1,
+    );
+    assert_ne!(broken, text_in);
+    std::fs::write(&file, broken).unwrap();
+    let out = validate_without_a_key(tmp.path(), &["m"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("m/backend/variables.yaml:15:5: spec.entries.DATABASE_URL: the ciphertext of prod-backend/DATABASE_URL is corrupted"),
+        "{err}"
+    );
+}
+
+fn copy(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
 }
 
 /// Every file in examples/invalid breaks one rule; this is the exact list the loader prints.

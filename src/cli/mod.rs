@@ -200,6 +200,18 @@ pub fn load_desired(
     keyring: Option<&Keyring>,
     seed: &[u8],
 ) -> Result<DesiredState, Diagnostics> {
+    load_desired_with(global, dir, keyring, seed, None)
+}
+
+/// As [`load_desired`]; with no keyring and `undecrypted` given, secrets are checked for
+/// structure instead of decrypted, and counted there.
+pub fn load_desired_with(
+    global: &Global,
+    dir: &std::path::Path,
+    keyring: Option<&Keyring>,
+    seed: &[u8],
+    undecrypted: Option<&std::cell::Cell<usize>>,
+) -> Result<DesiredState, Diagnostics> {
     let fp = keyring
         .map(Keyring::fingerprinter)
         .unwrap_or_else(|| Fingerprinter::from_seed(seed));
@@ -220,6 +232,7 @@ pub fn load_desired(
             keyring,
             fingerprinter: &fp,
             key_source: &source,
+            undecrypted,
         },
     )
     .map(|d| d.select(&sel))

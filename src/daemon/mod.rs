@@ -126,6 +126,7 @@ impl Loader {
             keyring: self.keyring.as_ref(),
             fingerprinter: &self.fp,
             key_source: &self.key_source,
+            undecrypted: None,
         };
         Some(manifest::load_files(&self.dir, &files, &ctx).map(|d| d.select(&self.selector)))
     }

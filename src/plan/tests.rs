@@ -68,6 +68,7 @@ fn desired(extra: &str) -> DesiredState {
             keyring: None,
             fingerprinter: &f,
             key_source: "test",
+            undecrypted: None,
         },
     )
     .unwrap()
@@ -83,6 +84,7 @@ fn with_text(yaml: &str) -> DesiredState {
             keyring: None,
             fingerprinter: &f,
             key_source: "test",
+            undecrypted: None,
         },
     )
     .unwrap()

@@ -66,6 +66,7 @@ impl World {
             keyring: Some(&keyring),
             fingerprinter: &fp,
             key_source: "t",
+            undecrypted: None,
         };
         tether::manifest::load(&root().join("examples/vocilia"), &ctx).unwrap()
     }
