@@ -4,6 +4,11 @@
 
 mod backups;
 mod control;
+mod once;
+mod platforms;
+
+use once::{in_flight, once_exit, once_timed_out, stopped};
+pub use platforms::{Platforms, simulated_providers, simulated_providers_at};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,13 +16,11 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::manifest::{self, DesiredState, Diagnostics, Platform, SecretContext};
-use crate::provider::{PlatformConfig, ProviderError, Providers, Rate, endpoint};
+use crate::manifest::{self, DesiredState, Diagnostics, SecretContext};
+use crate::provider::ProviderError;
 use crate::reconcile::{Look, Options, PassReport, ReconcileError, Reconciler};
-use crate::secret::SecretValue;
 use crate::secret::{Fingerprinter, Keyring};
-use crate::simulate::{Seed, SimConfig, SimHandle, SimTokens, Simulator};
-use crate::status::{Index, StatusError};
+use crate::status::StatusError;
 use crate::store::{Store, StoreError};
 use crate::watch::{DirWatch, WatchError};
 
@@ -482,103 +485,6 @@ fn read_change(
     loader.reload()
 }
 
-/// How a stop by a signal ends: done for the daemon, not converged for `--once` (CI must not
-/// read an interrupted run as a converged one).
-fn stopped(once: bool) -> Exit {
-    if once {
-        Exit::NotReady("stopped by a signal before converging".into())
-    } else {
-        Exit::Done
-    }
-}
-
-/// The calls every client has in flight, in words.
-fn in_flight(providers: &Providers) -> Vec<String> {
-    providers
-        .0
-        .values()
-        .flat_map(|p| p.stats().in_flight())
-        .collect()
-}
-
-/// `--once` past its deadline: status written, and what was still pending said.
-fn once_timed_out(
-    rec: &mut Reconciler,
-    store: &Store,
-    watchdog: &mut crate::watchdog::Watchdog,
-    in_flight: Vec<String>,
-) -> Result<Exit, DaemonError> {
-    let (index, _) = rec.write_status()?;
-    watchdog.stop();
-    store.flush()?;
-    let s = index.summary;
-    let mut msg = format!(
-        "timed out with {} of {} resources Ready ({} Reconciling, {} Stalled)",
-        s.ready, s.resources, s.reconciling, s.stalled
-    );
-    if !in_flight.is_empty() {
-        const SHOWN: usize = 8;
-        msg.push_str("; still in flight: ");
-        msg.push_str(
-            &in_flight
-                .iter()
-                .take(SHOWN)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("; "),
-        );
-        if in_flight.len() > SHOWN {
-            msg.push_str(&format!(" and {} more", in_flight.len() - SHOWN));
-        }
-    }
-    let waiting: Vec<String> = index
-        .environments
-        .iter()
-        .filter(|e| e.state != crate::status::State::Ready)
-        .map(|e| e.name.clone())
-        .collect();
-    if !waiting.is_empty() {
-        msg.push_str(&format!("; not converged: {}", waiting.join(", ")));
-    }
-    tracing::warn!("{msg}");
-    let rejected = rec.token_errors();
-    if !rejected.is_empty() {
-        return Ok(Exit::Rejected(format!("{}; {msg}", rejected.join("; "))));
-    }
-    Ok(Exit::NotReady(msg))
-}
-
-/// `--once` ends when everything is Ready, when nothing can progress without a person, or at
-/// the deadline.
-fn once_exit(
-    index: &Index,
-    report: &PassReport,
-    past_deadline: bool,
-    rejected: &[String],
-) -> Option<Exit> {
-    let s = index.summary;
-    if index.all_ready() {
-        return Some(Exit::Done);
-    }
-    if s.reconciling == 0 && !rejected.is_empty() {
-        return Some(Exit::Rejected(rejected.join("; ")));
-    }
-    if s.reconciling == 0 {
-        return Some(Exit::NotReady(format!(
-            "{} of {} resources are Stalled and need a person (see `tether status`)",
-            s.stalled, s.resources
-        )));
-    }
-    if past_deadline {
-        return Some(Exit::NotReady(format!(
-            "timed out with {} of {} resources Ready ({} Reconciling, {} Stalled)",
-            s.ready, s.resources, s.reconciling, s.stalled
-        )));
-    }
-    let _ = report;
-    None
-}
-
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
@@ -593,89 +499,4 @@ async fn shutdown_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
-}
-
-/// Which platforms to talk to.
-pub enum Platforms {
-    /// The real APIs, with tokens and URLs from the environment.
-    Real(BTreeMap<Platform, Vec<Rate>>),
-    /// The built-in simulator, started in-process on a port the OS picks and seeded with every
-    /// target the manifests name.
-    Simulated(Box<SimConfig>, BTreeMap<Platform, Vec<Rate>>),
-    /// Clients made by the caller (benchmarks and tests embedding the daemon).
-    Given(Providers),
-}
-
-impl Platforms {
-    /// The clients (and the simulator, kept running while its handle lives).
-    pub async fn connect(
-        self,
-        desired: &DesiredState,
-    ) -> Result<(Providers, Option<SimHandle>), DaemonError> {
-        match self {
-            Platforms::Real(rates) => {
-                let used = crate::provider::platforms_used(desired);
-                let cfg = PlatformConfig::from_env(&used, |k| std::env::var(k).ok(), &rates)?;
-                Ok((cfg.providers(), None))
-            }
-            Platforms::Given(p) => Ok((p, None)),
-            Platforms::Simulated(config, rates) => {
-                let tokens = config.tokens.clone();
-                let addr = "127.0.0.1:0".parse().expect("loopback address");
-                let sim = Simulator::start(addr, *config, Seed::from_desired(desired))
-                    .await
-                    .map_err(DaemonError::Simulator)?;
-                tracing::info!(
-                    "simulator listening on {} (Railway {}, Vercel {}, Supabase {})",
-                    sim.addr,
-                    sim.railway_url(),
-                    sim.vercel_url(),
-                    sim.supabase_url()
-                );
-                Ok((
-                    simulated_providers(&sim, &tokens, &rates, crate::retry::Policy::REQUEST),
-                    Some(sim),
-                ))
-            }
-        }
-    }
-}
-
-/// Clients pointed at a running simulator.
-pub fn simulated_providers(
-    sim: &SimHandle,
-    tokens: &SimTokens,
-    rates: &BTreeMap<Platform, Vec<Rate>>,
-    retry: crate::retry::Policy,
-) -> Providers {
-    simulated_providers_at(sim.addr, tokens, rates, retry)
-}
-
-/// Clients pointed at a simulator listening on `addr`, in this process or another.
-pub fn simulated_providers_at(
-    addr: std::net::SocketAddr,
-    tokens: &SimTokens,
-    rates: &BTreeMap<Platform, Vec<Rate>>,
-    retry: crate::retry::Policy,
-) -> Providers {
-    let url = |prefix: &str| format!("http://{addr}/{prefix}");
-    let mut pc = PlatformConfig {
-        railway: None,
-        vercel: None,
-        supabase: None,
-    };
-    for (p, url, token) in [
-        (Platform::Railway, url("railway"), &tokens.railway),
-        (Platform::Vercel, url("vercel"), &tokens.vercel),
-        (Platform::Supabase, url("supabase"), &tokens.supabase),
-    ] {
-        let rate = rates
-            .get(&p)
-            .cloned()
-            .unwrap_or_else(|| crate::provider::default_rates(p));
-        let mut ep = endpoint(p, &url, SecretValue::new(token.clone()), rate);
-        ep.retry = retry;
-        pc.set(p, ep);
-    }
-    pc.providers()
 }
