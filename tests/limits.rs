@@ -260,6 +260,34 @@ async fn a_spent_supabase_hostname_budget_does_not_delay_a_secrets_call() {
     );
 }
 
+/// Every platform's base URL on `addr` (a stand-in server), with any token.
+fn platforms_at(addr: SocketAddr) -> Vec<(&'static str, String)> {
+    let url = |p: &str| format!("http://{addr}/{p}");
+    vec![
+        ("RAILWAY_API_URL", url("railway")),
+        ("RAILWAY_TOKEN", "t".into()),
+        ("VERCEL_API_URL", url("vercel")),
+        ("VERCEL_TOKEN", "t".into()),
+        ("SUPABASE_API_URL", url("supabase")),
+        ("SUPABASE_ACCESS_TOKEN", "t".into()),
+    ]
+}
+
+/// vocilia against a simulator whose Vercel issues no certificate by itself, with this grace
+/// period before tether asks for one.
+async fn world_asking_vercel_for_certificates(grace: Duration) -> World {
+    let mut w = World::new(SimConfig {
+        timings: Timings {
+            vercel_self_issue: false,
+            ..support::harness::fast()
+        },
+        ..Default::default()
+    })
+    .await;
+    w.rec_options(|o| o.cert_grace = grace);
+    w
+}
+
 /// A scratch folder with vocilia under `m/`.
 fn scratch() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -301,17 +329,8 @@ async fn once_with_a_timeout_gives_up_on_a_platform_that_never_answers() {
             held.push(c);
         }
     });
-    let url = |p: &str| format!("http://{addr}/{p}");
     let dir = scratch();
-    let env = vec![
-        ("RAILWAY_API_URL", url("railway")),
-        ("RAILWAY_TOKEN", "t".into()),
-        ("VERCEL_API_URL", url("vercel")),
-        ("VERCEL_TOKEN", "t".into()),
-        ("SUPABASE_API_URL", url("supabase")),
-        ("SUPABASE_ACCESS_TOKEN", "t".into()),
-    ];
-    let (code, stderr, took) = run_once(dir.path(), env, once_args("5s", &[])).await;
+    let (code, stderr, took) = run_once(dir.path(), platforms_at(addr), once_args("5s", &[])).await;
     assert_eq!(code, Some(3), "{stderr}");
     assert!(took < Duration::from_secs(10), "took {took:?}");
     assert!(stderr.contains("timed out with 0 of"), "{stderr}");
@@ -371,16 +390,8 @@ async fn once_with_a_wrong_vercel_token_exits_1_at_once_naming_it() {
 /// `POST /v8/certs` for it, after the grace period, and becomes Ready.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vercel_is_asked_once_for_a_certificate_it_did_not_issue() {
-    let mut w = World::new(SimConfig {
-        timings: Timings {
-            vercel_self_issue: false,
-            ..support::harness::fast()
-        },
-        ..Default::default()
-    })
-    .await;
     let grace = Duration::from_millis(400);
-    w.rec_options(|o| o.cert_grace = grace);
+    let mut w = world_asking_vercel_for_certificates(grace).await;
     let started = std::time::Instant::now();
     w.converge().await;
     let posts: Vec<(String, std::time::Duration)> = w
@@ -503,21 +514,13 @@ async fn sigterm_during_a_rate_limit_pause_stops_within_the_shutdown_bound() {
         ],
     }])
     .await;
-    let url = |p: &str| format!("http://{addr}/{p}");
     let dir = scratch();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tether"))
         .current_dir(dir.path())
         .env("TETHER_AGE_KEY_FILE", identity())
         .env("RUST_LOG", "warn")
         .env("NO_COLOR", "1")
-        .envs([
-            ("RAILWAY_API_URL", url("railway")),
-            ("RAILWAY_TOKEN", "t".into()),
-            ("VERCEL_API_URL", url("vercel")),
-            ("VERCEL_TOKEN", "t".into()),
-            ("SUPABASE_API_URL", url("supabase")),
-            ("SUPABASE_ACCESS_TOKEN", "t".into()),
-        ])
+        .envs(platforms_at(addr))
         .args([
             "run",
             "--manifests",
@@ -577,16 +580,8 @@ async fn sigterm_during_a_rate_limit_pause_stops_within_the_shutdown_bound() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_that_never_comes_ends_stalled_with_the_records_to_check() {
     use tether::store::trees::CERTS;
-    let mut w = World::new(SimConfig {
-        timings: Timings {
-            vercel_self_issue: false,
-            ..support::harness::fast()
-        },
-        ..Default::default()
-    })
-    .await;
     // Never asked within the test: the certificate stays pending.
-    w.rec_options(|o| o.cert_grace = Duration::from_secs(3600));
+    let mut w = world_asking_vercel_for_certificates(Duration::from_secs(3600)).await;
     for _ in 0..10 {
         w.rec.pass(&w.all(true)).await.unwrap();
         w.sim.advance(Duration::from_millis(200));
@@ -627,4 +622,32 @@ async fn a_certificate_that_never_comes_ends_stalled_with_the_records_to_check()
         "{}",
         cond.message
     );
+}
+
+/// The issue's own check, as the README runs it: the built-in simulator with 20 % of requests
+/// faulted (429s that spend the window, 5xx, HTML pages, drops) converges every resource of
+/// vocilia, and `--once` exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_once_on_the_simulator_converges_through_20_percent_faults() {
+    let dir = scratch();
+    let args = vec![
+        "run",
+        "--manifests",
+        "m",
+        "--state-dir",
+        "state",
+        "--status-dir",
+        "status",
+        "--simulate",
+        "--once",
+        "--sim-fault-rate",
+        "0.2",
+        "--listen",
+        "none",
+    ];
+    let (code, stderr, _) = run_once(dir.path(), vec![], args).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let (index, _) = tether::status::read_all(&dir.path().join("status")).unwrap();
+    assert!(index.all_ready(), "{:?}", index.summary);
+    assert!(index.summary.resources >= 109, "{:?}", index.summary);
 }

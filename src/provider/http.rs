@@ -236,11 +236,6 @@ impl Http {
             .fetch_add(w.time.as_millis() as u64, Ordering::Relaxed);
     }
 
-    /// The calls in flight and the pauses in force, in words.
-    pub fn pending(&self) -> Vec<String> {
-        self.stats.in_flight()
-    }
-
     async fn attempt(&self, call: &Call<'_>, scope: &str) -> Result<Reply, ProviderError> {
         let platform = self.ep.platform;
         let url = format!("{}{}", self.ep.base, call.path);
