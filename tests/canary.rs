@@ -148,7 +148,7 @@ async fn the_canary_appears_nowhere() {
 
     // A full reconcile against a simulator that faults 30 % of requests, some with errors that
     // quote the request body (and so the secret).
-    let keyring = tether::secret::Keyring::load(&identity()).unwrap();
+    let keyring = support::harness::demo_keyring();
     let fp = keyring.fingerprinter();
     let desired = tether::manifest::load(
         &dir.join("m"),
@@ -156,7 +156,7 @@ async fn the_canary_appears_nowhere() {
             keyring: Some(&keyring),
             fingerprinter: &fp,
             key_source: "t",
-            undecrypted: None,
+            decrypt: tether::manifest::Decrypt::All,
         },
     )
     .unwrap();

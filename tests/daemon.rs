@@ -11,7 +11,7 @@ use support::harness::{assert_no_duplicates, copy_dir, fast, identity, once_args
 use tether::simulate::{Seed, SimConfig, SimHandle, Simulator};
 
 async fn simulator(manifests: &Path) -> SimHandle {
-    let keyring = tether::secret::Keyring::load(&identity()).unwrap();
+    let keyring = support::harness::demo_keyring();
     let fp = keyring.fingerprinter();
     let d = tether::manifest::load(
         manifests,
@@ -19,7 +19,7 @@ async fn simulator(manifests: &Path) -> SimHandle {
             keyring: Some(&keyring),
             fingerprinter: &fp,
             key_source: "t",
-            undecrypted: None,
+            decrypt: tether::manifest::Decrypt::All,
         },
     )
     .unwrap();

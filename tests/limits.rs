@@ -15,7 +15,7 @@ use tether::manifest::Platform;
 use tether::provider::http::{Call, Http};
 use tether::provider::{Rate, endpoint};
 use tether::reconcile::Options;
-use tether::secret::{Keyring, SecretValue};
+use tether::secret::SecretValue;
 use tether::simulate::{
     FaultMode, Faults, RateLimits, Seed, SimConfig, SimHandle, Simulator, Timings,
 };
@@ -29,7 +29,7 @@ async fn converge_once(faults: Faults) -> (Duration, SimHandle) {
     let tmp = tempfile::tempdir().unwrap();
     let manifests = tmp.path().join("m");
     copy_dir(&root().join("examples/vocilia"), &manifests);
-    let keyring = Keyring::load(&identity()).unwrap();
+    let keyring = support::harness::demo_keyring();
     let desired = World::vocilia_desired();
     let config = SimConfig {
         faults,

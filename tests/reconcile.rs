@@ -399,7 +399,7 @@ async fn a_new_fingerprint_key_observes_afresh_instead_of_rewriting_everything()
     let fp = tether::secret::Fingerprinter::from_seed(b"another identity");
     let mut loader = tether::daemon::Loader::new(
         &w.manifests,
-        Some(tether::secret::Keyring::load(&support::harness::identity()).unwrap()),
+        Some(support::harness::demo_keyring()),
         fp.clone(),
         "k".into(),
     );

@@ -7,8 +7,8 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use support::harness::{copy_dir, identity, root};
-use tether::secret::{Keyring, encrypt, parse_recipients};
+use support::harness::{copy_dir, demo_keyring, identity, identity_files, root};
+use tether::secret::{encrypt, parse_recipients};
 
 fn age_bin(name: &str) -> String {
     for dir in ["/usr/bin", "/usr/local/bin"] {
@@ -46,7 +46,7 @@ fn text(b: &[u8]) -> String {
 
 #[test]
 fn age_interop_both_ways() {
-    let ring = Keyring::load(&identity()).unwrap();
+    let ring = demo_keyring();
     let recipient = ring.recipients()[0].clone();
     // The age tool encrypts; tether decrypts.
     let mut child = Command::new(age_bin("age"))
@@ -70,7 +70,7 @@ fn age_interop_both_ways() {
     // tether encrypts; the age tool decrypts.
     let ct = encrypt("from tether", &parse_recipients(&[recipient]).unwrap()).unwrap();
     let mut child = Command::new(age_bin("age"))
-        .args(["-d", "-i", identity().to_str().unwrap()])
+        .args(["-d", "-i", identity_files()[0].to_str().unwrap()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -155,7 +155,7 @@ fn set_reveal_and_rotate_keep_the_files_comments_and_order() {
     assert_eq!(
         text(&out.stdout).trim(),
         format!(
-            "set prod-backend/WEBHOOK_TOKEN in {} (encrypted to 1 recipient)",
+            "set prod-backend/WEBHOOK_TOKEN in {}, encrypted to age1clyxyw…36f9nm (rule production (selector tier=production))",
             Path::new("m/backend/variables.yaml").display()
         )
     );
@@ -195,7 +195,8 @@ fn set_reveal_and_rotate_keep_the_files_comments_and_order() {
     let v = tether(tmp.path(), &["validate", "m"], None, Some(&identity()));
     assert!(v.status.success(), "{}", text(&v.stderr));
 
-    // Rotate to a second recipient: both identities can now read every secret.
+    // Rotate with a second recipient for production: both production identities can now
+    // read every production secret, and every ciphertext is new.
     let id2 = tmp.path().join("id2.txt");
     let out = tether(
         tmp.path(),
@@ -205,7 +206,11 @@ fn set_reveal_and_rotate_keep_the_files_comments_and_order() {
     );
     let r2 = text(&out.stdout).trim().to_string();
     let cfg = std::fs::read_to_string(m.join(".tether.yaml")).unwrap();
-    std::fs::write(m.join(".tether.yaml"), format!("{cfg}  - {r2}\n")).unwrap();
+    let first = "      - age1clyxyw7feckat2hjj34zuqj4sqrq4lqxtlx8n829qdm9rk9tva9q36f9nm\n";
+    assert!(cfg.contains(first));
+    let cfg = cfg.replacen(first, &format!("{first}      - {r2}\n"), 1);
+    std::fs::write(m.join(".tether.yaml"), cfg).unwrap();
+    let before = std::fs::read_to_string(m.join("admin/variables.yaml")).unwrap();
     let out = tether(
         tmp.path(),
         &["secret", "rotate", "--manifests", "m"],
@@ -215,12 +220,21 @@ fn set_reveal_and_rotate_keep_the_files_comments_and_order() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout).trim(),
-        "re-encrypted 27 secrets in 6 files to 2 recipients"
+        "re-encrypted 27 of 27 secrets in 6 files to their rules' recipients"
     );
-    for id in [identity(), id2.clone()] {
-        let v = tether(tmp.path(), &["validate", "m"], None, Some(&id));
-        assert!(v.status.success(), "{}: {}", id.display(), text(&v.stderr));
-    }
+    assert_ne!(
+        before,
+        std::fs::read_to_string(m.join("admin/variables.yaml")).unwrap(),
+        "rotate gives every secret a new ciphertext"
+    );
+    let v = tether(
+        tmp.path(),
+        &["validate", "--decrypt", "m"],
+        None,
+        Some(&identity()),
+    );
+    assert!(v.status.success(), "{}", text(&v.stderr));
+    assert_eq!(text(&v.stderr), "", "no warnings after a rotate");
     assert_eq!(
         text(
             &tether(
@@ -266,9 +280,27 @@ fn validate_names_missing_wrong_and_corrupted_keys() {
         None,
         None,
     );
+    // An identity that opens nothing: validate counts the secrets as not decrypted; with
+    // --decrypt each one is an error naming its rule.
     let out = tether(tmp.path(), &["validate", "m"], None, Some(&other));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(&format!(
+            "\n25 secrets not decrypted (no identity in TETHER_AGE_KEY_FILE ({}) opens them)",
+            other.display()
+        )),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = tether(
+        tmp.path(),
+        &["validate", "--decrypt", "m"],
+        None,
+        Some(&other),
+    );
+    assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
-    assert!(err.contains(&format!("m/backend/variables.yaml:15:5: spec.entries.DATABASE_URL: no identity in TETHER_AGE_KEY_FILE ({}) can decrypt prod-backend/DATABASE_URL", other.display())), "{err}");
+    assert!(err.contains(&format!("m/backend/variables.yaml:15:5: spec.entries.DATABASE_URL: no identity in TETHER_AGE_KEY_FILE ({}) can decrypt prod-backend/DATABASE_URL; rule production (selector tier=production) encrypts it to age1clyxyw…36f9nm", other.display())), "{err}");
     let f = m.join("backend/variables.yaml");
     let t = std::fs::read_to_string(&f).unwrap();
     let lines: Vec<&str> = t.lines().collect();

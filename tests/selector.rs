@@ -11,14 +11,13 @@ use support::harness::{World, identity, root};
 use tether::daemon::Loader;
 use tether::manifest::select::Selector;
 use tether::reconcile::{Options, Reconciler};
-use tether::secret::Keyring;
 use tether::simulate::SimConfig;
 use tether::store::Store;
 
 fn loader(w: &World, selector: &str) -> Loader {
     let mut l = Loader::new(
         &w.manifests,
-        Some(Keyring::load(&identity()).unwrap()),
+        Some(support::harness::demo_keyring()),
         w.fp.clone(),
         "TETHER_AGE_KEY_FILE".into(),
     );

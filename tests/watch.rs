@@ -6,14 +6,13 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use support::harness::{copy_dir, identity, root};
+use support::harness::{copy_dir, root};
 use tether::daemon::Loader;
-use tether::secret::Keyring;
 use tether::watch::DirWatch;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 fn loader(dir: &Path) -> Loader {
-    let k = Keyring::load(&identity()).unwrap();
+    let k = support::harness::demo_keyring();
     let fp = k.fingerprinter();
     let mut l = Loader::new(dir, Some(k), fp, "TETHER_AGE_KEY_FILE".into());
     assert!(l.reload().unwrap().is_ok());
@@ -157,7 +156,7 @@ fn only_the_environments_a_change_touches_are_replanned() {
     let mut l = loader(&dir);
     let before = l.reload();
     assert!(before.is_none(), "nothing changed yet");
-    let k = Keyring::load(&identity()).unwrap();
+    let k = support::harness::demo_keyring();
     let fp = k.fingerprinter();
     let mut fresh = Loader::new(&dir, Some(k), fp, "t".into());
     let old = fresh.reload().unwrap().unwrap();

@@ -107,8 +107,14 @@ pub fn run(global: &Global, args: BackupArgs) -> Result<ExitCode, CliError> {
     let keyring = super::keyring(global)?;
     let store = Store::open(&place.daemon.state_dir)?;
     let seed = store.fingerprint_seed()?;
-    let desired = super::load_desired(global, manifests, keyring.as_ref(), &seed)
-        .map_err(CliError::Invalid)?;
+    let desired = super::load_desired(
+        global,
+        manifests,
+        keyring.as_ref(),
+        &seed,
+        super::Want::Managed,
+    )
+    .map_err(CliError::Invalid)?;
     let bar = spinner();
     let b = bar.clone();
     let mut runner = BackupRunner::new(store.clone(), Arc::new(PgDump::new()))

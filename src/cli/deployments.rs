@@ -109,8 +109,14 @@ pub fn rollback(global: &Global, args: RollbackArgs) -> Result<ExitCode, CliErro
     let keyring = super::keyring(global)?;
     let store = Store::open(&args.daemon.state_dir)?;
     let fp = crate::daemon::fingerprinter(keyring.as_ref(), &store)?;
-    let desired = super::load_desired(global, manifests, keyring.as_ref(), b"unused")
-        .map_err(CliError::Invalid)?;
+    let desired = super::load_desired(
+        global,
+        manifests,
+        keyring.as_ref(),
+        b"unused",
+        super::Want::Managed,
+    )
+    .map_err(CliError::Invalid)?;
     let providers = crate::provider::PlatformConfig::from_env(
         &crate::provider::platforms_used(&desired),
         |k| std::env::var(k).ok(),

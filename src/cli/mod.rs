@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::manifest::{self, DesiredState, Diagnostics, SecretContext};
+use crate::manifest::{self, Decrypt, DesiredState, Diagnostics, SecretContext};
 use crate::secret::{Fingerprinter, Keyring, SecretError};
 use crate::store::StoreError;
 
@@ -44,7 +44,11 @@ Exit codes:
   reconcile, suspend, resume, rollback, backup: 0 done, 1 refused or failed
 
 Environment:
-  TETHER_AGE_KEY_FILE     age identity file that decrypts secrets (or --age-key-file)
+  TETHER_AGE_KEY_FILE     age identity files that decrypt secrets, comma-separated
+                          (or --age-key-file): age-keygen files or OpenSSH
+                          ed25519/RSA private keys
+  TETHER_AGE_KEY          identities themselves (AGE-SECRET-KEY-1… lines), for CI
+                          secret stores; used together with TETHER_AGE_KEY_FILE
   RAILWAY_TOKEN, VERCEL_TOKEN, SUPABASE_ACCESS_TOKEN   platform tokens
   RAILWAY_API_URL, VERCEL_API_URL, SUPABASE_API_URL    override the platforms' base URLs
   VERCEL_TEAM_ID          Vercel team to act in";
@@ -62,9 +66,17 @@ pub struct Cli {
 /// Options every command takes.
 #[derive(Debug, Args, Clone)]
 pub struct Global {
-    /// age identity file used to decrypt secrets.
-    #[arg(long, global = true, env = "TETHER_AGE_KEY_FILE", value_name = "FILE")]
-    pub age_key_file: Option<PathBuf>,
+    /// age identity files used to decrypt secrets (comma-separated or repeated): age-keygen
+    /// files or unencrypted OpenSSH ed25519/RSA keys. TETHER_AGE_KEY adds identities given
+    /// as text.
+    #[arg(
+        long,
+        global = true,
+        env = "TETHER_AGE_KEY_FILE",
+        value_name = "FILE",
+        value_delimiter = ','
+    )]
+    pub age_key_file: Vec<PathBuf>,
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
@@ -170,19 +182,35 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     }
 }
 
-/// The keyring named by `--age-key-file` / `TETHER_AGE_KEY_FILE`, if any.
+/// The keyring from `--age-key-file` / `TETHER_AGE_KEY_FILE` and `TETHER_AGE_KEY`, if any.
 pub fn keyring(global: &Global) -> Result<Option<Keyring>, CliError> {
-    match &global.age_key_file {
-        None => Ok(None),
-        Some(p) => Ok(Some(Keyring::load(p)?)),
+    let inline = std::env::var("TETHER_AGE_KEY")
+        .ok()
+        .filter(|k| !k.trim().is_empty())
+        .map(zeroize::Zeroizing::new);
+    let files: Vec<PathBuf> = global
+        .age_key_file
+        .iter()
+        .filter(|p| !p.as_os_str().is_empty())
+        .cloned()
+        .collect();
+    if files.is_empty() && inline.is_none() {
+        return Ok(None);
     }
+    Ok(Some(Keyring::load_all(
+        &files,
+        inline.as_deref().map(|s| s.as_str()),
+    )?))
 }
 
-/// How messages name the identity's source.
+/// How messages name the identities' source.
 pub fn key_source(global: &Global) -> String {
-    match &global.age_key_file {
-        Some(p) => format!("TETHER_AGE_KEY_FILE ({})", p.display()),
-        None => "TETHER_AGE_KEY_FILE".into(),
+    match global.age_key_file.as_slice() {
+        [] => "TETHER_AGE_KEY_FILE or TETHER_AGE_KEY".into(),
+        files => {
+            let list: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+            format!("TETHER_AGE_KEY_FILE ({})", list.join(", "))
+        }
     }
 }
 
@@ -192,25 +220,28 @@ pub fn selector(global: &Global) -> Result<crate::manifest::select::Selector, Cl
         .map_err(|e| CliError::Usage(e.to_string()))
 }
 
+/// Which secrets a command decrypts (see [`Decrypt`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Want<'a> {
+    /// Those of the environments `--selector` picks: the command may write them.
+    Managed,
+    /// Whatever the identities open; the rest are checked and counted.
+    Available,
+    /// Every secret.
+    All,
+    /// One variable of one environment.
+    One(&'a str, &'a str),
+}
+
 /// Loads the manifests with the configured keyring; `seed` keys fingerprints when there is none.
-/// Everything is validated; the result holds only the environments `--selector` picks.
+/// Everything is validated; the result holds only the environments `--selector` picks, and
+/// `want` says which secrets are decrypted (the rest are checked and stand in empty).
 pub fn load_desired(
     global: &Global,
     dir: &std::path::Path,
     keyring: Option<&Keyring>,
     seed: &[u8],
-) -> Result<DesiredState, Diagnostics> {
-    load_desired_with(global, dir, keyring, seed, None)
-}
-
-/// As [`load_desired`]; with no keyring and `undecrypted` given, secrets are checked for
-/// structure instead of decrypted, and counted there.
-pub fn load_desired_with(
-    global: &Global,
-    dir: &std::path::Path,
-    keyring: Option<&Keyring>,
-    seed: &[u8],
-    undecrypted: Option<&std::cell::Cell<usize>>,
+    want: Want,
 ) -> Result<DesiredState, Diagnostics> {
     let fp = keyring
         .map(Keyring::fingerprinter)
@@ -226,13 +257,19 @@ pub fn load_desired_with(
                 message: e.to_string(),
             }])
         })?;
+    let decrypt = match want {
+        Want::Managed => Decrypt::Selected(&sel),
+        Want::Available => Decrypt::Available,
+        Want::All => Decrypt::All,
+        Want::One(env, key) => Decrypt::One { env, key },
+    };
     manifest::load(
         dir,
         &SecretContext {
             keyring,
             fingerprinter: &fp,
             key_source: &source,
-            undecrypted,
+            decrypt,
         },
     )
     .map(|d| d.select(&sel))

@@ -41,8 +41,14 @@ pub fn run(global: &Global, args: PlanArgs) -> Result<ExitCode, CliError> {
         Store::temporary()
     };
     let seed = store.fingerprint_seed()?;
-    let desired = super::load_desired(global, &args.dir, keyring.as_ref(), &seed)
-        .map_err(CliError::Invalid)?;
+    let desired = super::load_desired(
+        global,
+        &args.dir,
+        keyring.as_ref(),
+        &seed,
+        super::Want::Available,
+    )
+    .map_err(CliError::Invalid)?;
     let mut observed = store.observed()?;
     if !args.offline {
         let cfg = PlatformConfig::from_env(

@@ -1,16 +1,17 @@
 //! `tether secret`: make an identity, set a secret into the right manifest (keeping comments and
-//! order), re-encrypt every secret to the current recipients, and reveal one on purpose.
+//! order) encrypted to its creation rule's recipients, re-encrypt secrets whose recipients
+//! differ from their rule's, and reveal one value on purpose.
 
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Args, Subcommand};
-use serde::Deserialize;
-
 use super::{CliError, Global, exit};
+use crate::manifest::recipients::{self, Rules};
 use crate::manifest::{edit, load, yaml};
 use crate::secret::{self, Keyring};
+use clap::{Args, Subcommand};
 
 #[derive(Debug, Subcommand)]
 pub enum SecretCommand {
@@ -18,7 +19,10 @@ pub enum SecretCommand {
     Keygen(KeygenArgs),
     /// Encrypt a value (from stdin, or a hidden prompt) into ENV's Variables manifest as KEY.
     Set(SetArgs),
-    /// Re-encrypt every secret in the manifests to the recipients in .tether.yaml.
+    /// Re-encrypt the secrets whose recipients differ from their rule's in .tether.yaml
+    /// (--selector limits it to those environments); needs only identities for those.
+    Updatekeys(DirArgs),
+    /// Re-encrypt every secret (new file keys) to its rule's recipients.
     Rotate(DirArgs),
     /// Print a secret's value (for operators; it is shown in clear).
     Reveal(RevealArgs),
@@ -33,7 +37,7 @@ pub struct KeygenArgs {
 
 #[derive(Debug, Args)]
 pub struct DirArgs {
-    /// The manifest directory (its .tether.yaml lists ageRecipients).
+    /// The manifest directory (its .tether.yaml holds the creation rules and ageRecipients).
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub manifests: PathBuf,
 }
@@ -56,40 +60,23 @@ pub struct RevealArgs {
     pub dir: DirArgs,
 }
 
-/// `.tether.yaml` at the manifest root.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RootConfig {
-    #[serde(default)]
-    pub age_recipients: Vec<String>,
-}
-
-/// Reads the recipients from `DIR/.tether.yaml`.
-pub fn recipients(dir: &Path) -> Result<Vec<age::x25519::Recipient>, CliError> {
-    let path = dir.join(".tether.yaml");
-    let text = std::fs::read_to_string(&path).map_err(|_| {
-        CliError::Usage(format!(
-            "{} is missing: it lists ageRecipients, the keys secrets are encrypted to",
-            path.display()
-        ))
-    })?;
-    let cfg: RootConfig = yaml::from_str(&text).map_err(|e| {
-        CliError::Usage(format!(
-            "{}:{}:{}: {}",
-            path.display(),
-            e.pos.line,
-            e.pos.col,
-            e.message
-        ))
-    })?;
-    Ok(secret::parse_recipients(&cfg.age_recipients)?)
+/// The creation rules of `DIR/.tether.yaml`; problems name the line and field.
+fn rules(dir: &Path) -> Result<Rules, CliError> {
+    if !dir.join(recipients::FILE).exists() {
+        return Err(CliError::Usage(format!(
+            "{} is missing: it names the recipients secrets are encrypted to (ageRecipients, creationRules)",
+            dir.join(recipients::FILE).display()
+        )));
+    }
+    Rules::load(dir).map_err(|d| CliError::Invalid(crate::manifest::Diagnostics(d)))
 }
 
 pub fn run(global: &Global, cmd: SecretCommand) -> Result<ExitCode, CliError> {
     match cmd {
         SecretCommand::Keygen(a) => keygen(&a.output),
         SecretCommand::Set(a) => set(&a),
-        SecretCommand::Rotate(a) => rotate(global, &a.manifests),
+        SecretCommand::Updatekeys(a) => update(global, &a.manifests, false),
+        SecretCommand::Rotate(a) => update(global, &a.manifests, true),
         SecretCommand::Reveal(a) => reveal(global, &a),
     }
 }
@@ -112,7 +99,7 @@ fn keygen(out: &Path) -> Result<ExitCode, CliError> {
         })?;
     println!("{recipient}");
     eprintln!(
-        "wrote the identity to {} (mode 0600): keep it secret and point TETHER_AGE_KEY_FILE at it;\nadd the recipient above to ageRecipients in your manifests' .tether.yaml",
+        "wrote the identity to {} (mode 0600): keep it secret and point TETHER_AGE_KEY_FILE at it;\nadd the recipient above to ageRecipients (or a creation rule) in your manifests' .tether.yaml",
         out.display()
     );
     Ok(ExitCode::from(exit::OK))
@@ -178,9 +165,37 @@ fn env_of(v: &yaml::Value) -> Option<&str> {
     v.get("spec")?.get("environment")?.as_str()
 }
 
+/// Environment name → labels, from the Environment documents.
+fn env_labels(
+    docs: &[(PathBuf, usize, yaml::Value)],
+) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for (_, _, v) in docs.iter().filter(|(_, _, v)| is_kind(v, "Environment")) {
+        let Some(name) = v
+            .get("metadata")
+            .and_then(|m| m.get("name"))
+            .and_then(|n| n.as_str())
+        else {
+            continue;
+        };
+        let labels = v
+            .get("metadata")
+            .and_then(|m| m.get("labels"))
+            .and_then(|l| l.as_mapping())
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.as_str()?.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.insert(name.to_string(), labels);
+    }
+    out
+}
+
 fn set(a: &SetArgs) -> Result<ExitCode, CliError> {
     let dir = &a.dir.manifests;
-    let recipients = recipients(dir)?;
+    let rules = rules(dir)?;
     crate::manifest::rules::variable_name(&a.key, None)
         .map_err(|e| CliError::Usage(format!("{}: {e}", a.key)))?;
     let docs = documents(dir)?;
@@ -198,8 +213,7 @@ fn set(a: &SetArgs) -> Result<ExitCode, CliError> {
             dir.display()
         )));
     };
-    let value = read_value(&a.env, &a.key)?;
-    let ct = secret::encrypt(value.expose(), &recipients)?;
+    let labels = env_labels(&docs).remove(&a.env).unwrap_or_default();
     let vars: Vec<&(PathBuf, usize, yaml::Value)> = docs
         .iter()
         .filter(|(_, _, v)| is_kind(v, "Variables") && env_of(v) == Some(a.env.as_str()))
@@ -210,21 +224,27 @@ fn set(a: &SetArgs) -> Result<ExitCode, CliError> {
             .and_then(|e| e.get(a.key.as_str()))
             .is_some()
     });
-    let (file, text) = match holding.or(vars.first()) {
+    let target = holding.or(vars.first());
+    let file = match target {
+        Some((file, _, _)) => file.clone(),
+        None => env_file
+            .parent()
+            .unwrap_or(dir)
+            .join(format!("{}-secrets.yaml", a.env)),
+    };
+    let rule = rules.require(&file, &labels)?;
+    let value = read_value(&a.env, &a.key)?;
+    let ct = secret::encrypt(value.expose(), &rule.recipients)?;
+    let text = match target {
         Some((file, idx, _)) => {
             let text = std::fs::read_to_string(file).map_err(|source| CliError::Io {
                 what: format!("cannot read {}", file.display()),
                 source,
             })?;
-            let new = edit::set_entry_secret(&text, *idx, &a.key, &ct)
-                .map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?;
-            (file.clone(), new)
+            edit::set_entry_secret(&text, *idx, &a.key, &ct)
+                .map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?
         }
         None => {
-            let file = env_file
-                .parent()
-                .unwrap_or(dir)
-                .join(format!("{}-secrets.yaml", a.env));
             if file.exists() {
                 return Err(CliError::Usage(format!(
                     "{} exists but holds no Variables for {}",
@@ -237,48 +257,59 @@ fn set(a: &SetArgs) -> Result<ExitCode, CliError> {
                 .lines()
                 .map(|l| format!("        {l}\n"))
                 .collect();
-            let text = format!(
+            format!(
                 "apiVersion: tether.dev/v1\nkind: Variables\nmetadata:\n  name: {env}-secrets\nspec:\n  environment: {env}\n  entries:\n    {key}:\n      secret: |\n{pad}",
                 env = a.env,
                 key = a.key
-            );
-            (file, text)
+            )
         }
     };
     crate::status::write_atomic(&file, text.as_bytes())
         .map_err(|e| CliError::Usage(e.to_string()))?;
     println!(
-        "set {}/{} in {} (encrypted to {} recipient{})",
+        "set {}/{} in {}, encrypted to {} ({})",
         a.env,
         a.key,
         file.display(),
-        recipients.len(),
-        if recipients.len() == 1 { "" } else { "s" }
+        rule.recipient_list(),
+        rule.describe()
     );
     Ok(ExitCode::from(exit::OK))
 }
 
-fn rotate(global: &Global, dir: &Path) -> Result<ExitCode, CliError> {
-    let recipients = recipients(dir)?;
-    let keyring = super::keyring(global)?.ok_or(crate::secret::SecretError::NoKeyring)?;
-    let docs = documents(dir)?;
-    // Every secret's path, grouped by file; nothing is written until all decrypt.
-    let mut edits: std::collections::BTreeMap<PathBuf, Vec<(usize, String, String)>> =
-        Default::default();
-    for (file, idx, v) in &docs {
-        let mut paths = Vec::new();
+/// One secret in the manifests: where it is, whose it is and its ciphertext.
+struct Found {
+    file: PathBuf,
+    doc: usize,
+    /// `spec.entries.KEY.secret` or `spec.databaseUrl.secret`.
+    path: String,
+    env: String,
+    ct: String,
+}
+
+fn secrets_in(docs: &[(PathBuf, usize, yaml::Value)]) -> Vec<Found> {
+    let mut out = Vec::new();
+    for (file, idx, v) in docs {
+        let env = env_of(v).unwrap_or_default().to_string();
+        let mut push = |path: String, ct: &str| {
+            out.push(Found {
+                file: file.clone(),
+                doc: *idx,
+                path,
+                env: env.clone(),
+                ct: ct.to_string(),
+            })
+        };
         if is_kind(v, "Variables") {
-            if let Some(entries) = v
+            let entries = v
                 .get("spec")
                 .and_then(|s| s.get("entries"))
-                .and_then(|e| e.as_mapping())
-            {
-                for (k, val) in entries {
-                    if let (Some(k), Some(ct)) =
-                        (k.as_str(), val.get("secret").and_then(|s| s.as_str()))
-                    {
-                        paths.push((format!("spec.entries.{k}.secret"), ct.to_string()));
-                    }
+                .and_then(|e| e.as_mapping());
+            for (k, val) in entries.into_iter().flatten() {
+                if let (Some(k), Some(ct)) =
+                    (k.as_str(), val.get("secret").and_then(|s| s.as_str()))
+                {
+                    push(format!("spec.entries.{k}.secret"), ct);
                 }
             }
         } else if is_kind(v, "BackupPolicy")
@@ -288,18 +319,79 @@ fn rotate(global: &Global, dir: &Path) -> Result<ExitCode, CliError> {
                 .and_then(|d| d.get("secret"))
                 .and_then(|s| s.as_str())
         {
-            paths.push(("spec.databaseUrl.secret".into(), ct.to_string()));
+            push("spec.databaseUrl.secret".into(), ct);
         }
-        for (path, ct) in paths {
-            let plain = keyring
-                .decrypt(&ct)
-                .map_err(|e| CliError::Usage(format!("{}: {path}: {e}", file.display())))?;
-            let new = secret::encrypt(plain.expose(), &recipients)?;
-            edits
-                .entry(file.clone())
-                .or_default()
-                .push((*idx, path, new));
+    }
+    out
+}
+
+/// `updatekeys` (force: false) re-encrypts the secrets whose recipients differ from their
+/// rule's; `rotate` (force: true) all of them. Nothing is written unless every one decrypts.
+fn update(global: &Global, dir: &Path, force: bool) -> Result<ExitCode, CliError> {
+    let rules = rules(dir)?;
+    let keyring = super::keyring(global)?;
+    let sel = super::selector(global)?;
+    let docs = documents(dir)?;
+    let labels = env_labels(&docs);
+    let none = BTreeMap::new();
+    let mut edits: BTreeMap<PathBuf, Vec<(usize, String, String)>> = BTreeMap::new();
+    let mut problems = Vec::new();
+    let (mut checked, mut kept) = (0, 0);
+    for f in secrets_in(&docs) {
+        let env_labels = labels.get(&f.env).unwrap_or(&none);
+        if !sel.matches(env_labels) {
+            continue;
         }
+        checked += 1;
+        let at = format!("{}: {}", f.file.display(), f.path);
+        let rule = rules.require(&f.file, env_labels)?;
+        let (sealing, value) = secret::open(&f.ct, keyring.as_ref());
+        if let Err(secret::SecretError::Malformed(m)) = &value {
+            problems.push(format!("{at}: the ciphertext is corrupted: {m}"));
+            continue;
+        }
+        let why = sealing.mismatch(&rule.recipients).or_else(|| {
+            sealing
+                .recorded
+                .is_none()
+                .then(|| "it does not record its recipients".to_string())
+        });
+        let why = match (why, force) {
+            (Some(why), _) => why,
+            (None, true) => "rotating".into(),
+            (None, false) => {
+                kept += 1;
+                continue;
+            }
+        };
+        let plain = match value {
+            Ok(v) => v,
+            Err(e) => {
+                let e = match (&keyring, e) {
+                    (None, _) => {
+                        "no age identity is configured (TETHER_AGE_KEY_FILE or TETHER_AGE_KEY)"
+                            .to_string()
+                    }
+                    (Some(_), e) => e.to_string(),
+                };
+                problems.push(format!("{at}: cannot re-encrypt it ({why}): {e}"));
+                continue;
+            }
+        };
+        let new = secret::encrypt(plain.expose(), &rule.recipients)?;
+        if !force {
+            eprintln!("{at}: {why}; re-encrypting to {}", rule.describe());
+        }
+        edits
+            .entry(f.file.clone())
+            .or_default()
+            .push((f.doc, f.path, new));
+    }
+    if !problems.is_empty() {
+        return Err(CliError::Usage(format!(
+            "{}\nnothing was written",
+            problems.join("\n")
+        )));
     }
     let mut count = 0;
     for (file, list) in &edits {
@@ -316,18 +408,28 @@ fn rotate(global: &Global, dir: &Path) -> Result<ExitCode, CliError> {
             .map_err(|e| CliError::Usage(e.to_string()))?;
     }
     println!(
-        "re-encrypted {count} secrets in {} files to {} recipient{}",
+        "re-encrypted {count} of {checked} secrets in {} files to their rules' recipients{}",
         edits.len(),
-        recipients.len(),
-        if recipients.len() == 1 { "" } else { "s" }
+        if kept > 0 {
+            format!("; {kept} already match")
+        } else {
+            String::new()
+        }
     );
     Ok(ExitCode::from(exit::OK))
 }
 
 fn reveal(global: &Global, a: &RevealArgs) -> Result<ExitCode, CliError> {
     let keyring = super::keyring(global)?.ok_or(crate::secret::SecretError::NoKeyring)?;
-    let desired = super::load_desired(global, &a.dir.manifests, Some(&keyring), b"reveal")
-        .map_err(CliError::Invalid)?;
+    // Decrypts exactly this value: the other secrets are only checked.
+    let desired = super::load_desired(
+        global,
+        &a.dir.manifests,
+        Some(&keyring),
+        b"reveal",
+        super::Want::One(&a.env, &a.key),
+    )
+    .map_err(CliError::Invalid)?;
     let var = desired
         .variables
         .get(&a.env)

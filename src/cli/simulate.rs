@@ -41,8 +41,14 @@ pub fn run(global: &Global, args: SimulateArgs) -> Result<ExitCode, CliError> {
         (Some(f), _) => Seed::load(f).map_err(|e| CliError::Usage(e.to_string()))?,
         (None, Some(dir)) => {
             let keyring = super::keyring(global)?;
-            let desired = super::load_desired(global, dir, keyring.as_ref(), b"simulate")
-                .map_err(CliError::Invalid)?;
+            let desired = super::load_desired(
+                global,
+                dir,
+                keyring.as_ref(),
+                b"simulate",
+                super::Want::Managed,
+            )
+            .map_err(CliError::Invalid)?;
             Seed::from_desired(&desired)
         }
         (None, None) => Seed::default(),

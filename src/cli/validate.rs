@@ -15,9 +15,9 @@ pub struct ValidateArgs {
     /// text for people, json for CI.
     #[arg(long, short, value_enum, default_value_t = Output::Text)]
     pub output: Output,
-    /// Decrypt every secret (an identity is required). Without it, and with no identity
-    /// configured, each ciphertext's structure is checked instead and the secrets are counted
-    /// as not decrypted, so a pull-request check needs no key.
+    /// Decrypt every secret (identities for all of them are required). Without it, the
+    /// secrets no identity held opens (all of them when none is configured) are checked for
+    /// structure and counted as not decrypted, so a pull-request check needs no key.
     #[arg(long)]
     pub decrypt: bool,
 }
@@ -25,10 +25,15 @@ pub struct ValidateArgs {
 pub fn run(global: &Global, args: ValidateArgs) -> Result<ExitCode, CliError> {
     let keyring = super::keyring(global)?;
     let sel = super::selector(global)?;
-    let undecrypted = std::cell::Cell::new(0);
-    let count = (keyring.is_none() && !args.decrypt).then_some(&undecrypted);
-    match super::load_desired_with(global, &args.dir, keyring.as_ref(), b"validate", count) {
+    let want = if args.decrypt {
+        super::Want::All
+    } else {
+        super::Want::Available
+    };
+    match super::load_desired(global, &args.dir, keyring.as_ref(), b"validate", want) {
         Ok(st) => {
+            let undecrypted = st.secrets.not_decrypted.len();
+            let warnings = &st.secrets.warnings;
             match args.output {
                 Output::Text => {
                     println!(
@@ -38,10 +43,24 @@ pub fn run(global: &Global, args: ValidateArgs) -> Result<ExitCode, CliError> {
                         st.resource_count(),
                         st.revision
                     );
-                    if undecrypted.get() > 0 {
+                    for w in warnings {
+                        eprintln!("warning: {w}");
+                    }
+                    if undecrypted > 0 {
+                        let why = match &keyring {
+                            None => "no age identity".to_string(),
+                            Some(k) => format!("no identity in {} opens them", k.sources()),
+                        };
                         println!(
-                            "{} secrets not decrypted (no age identity): their ciphertexts are well-formed; set TETHER_AGE_KEY_FILE to decrypt them too (--decrypt makes that required)",
-                            undecrypted.get()
+                            "{undecrypted} secret{} not decrypted ({why}): their ciphertexts are well-formed; --decrypt makes decrypting every secret required",
+                            if undecrypted == 1 { "" } else { "s" }
+                        );
+                    }
+                    if st.secrets.unrecorded > 0 {
+                        println!(
+                            "{} secret{} do not record their recipients (written by another tool), so only their number and type were checked; `tether secret updatekeys` rewrites them",
+                            st.secrets.unrecorded,
+                            if st.secrets.unrecorded == 1 { "" } else { "s" }
                         );
                     }
                     if !sel.is_everything() {
@@ -62,7 +81,7 @@ pub fn run(global: &Global, args: ValidateArgs) -> Result<ExitCode, CliError> {
                 }
                 Output::Json => println!(
                     "{}",
-                    serde_json::json!({"valid": true, "selector": sel.to_string(), "environments": st.environments.keys().collect::<Vec<_>>(), "resources": st.resource_count(), "revision": st.revision, "notDecrypted": undecrypted.get()})
+                    serde_json::json!({"valid": true, "selector": sel.to_string(), "environments": st.environments.keys().collect::<Vec<_>>(), "resources": st.resource_count(), "revision": st.revision, "notDecrypted": undecrypted, "unrecordedRecipients": st.secrets.unrecorded, "warnings": warnings})
                 ),
             }
             Ok(ExitCode::from(exit::OK))

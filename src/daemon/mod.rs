@@ -129,9 +129,28 @@ impl Loader {
             keyring: self.keyring.as_ref(),
             fingerprinter: &self.fp,
             key_source: &self.key_source,
-            undecrypted: None,
+            decrypt: manifest::Decrypt::Selected(&self.selector),
         };
-        Some(manifest::load_files(&self.dir, &files, &ctx).map(|d| d.select(&self.selector)))
+        let loaded =
+            manifest::load_files(&self.dir, &files, &ctx).map(|d| d.select(&self.selector));
+        // Every secret of the environments this daemon manages decrypts, or the load failed;
+        // the stand-ins of other environments went with them. Checked again: a stand-in must
+        // never reach a platform.
+        Some(loaded.and_then(|d| {
+            for w in &d.secrets.warnings {
+                tracing::warn!("{w}");
+            }
+            match d.secrets.not_decrypted.first() {
+                None => Ok(d),
+                Some((env, key)) => Err(Diagnostics(vec![manifest::Diagnostic {
+                    file: self.dir.clone(),
+                    line: 0,
+                    column: 0,
+                    path: String::new(),
+                    message: format!("{env}/{key} was not decrypted, so {env} is not applied"),
+                }])),
+            }
+        }))
     }
 }
 

@@ -105,6 +105,9 @@ pub struct DesiredState {
     #[serde(skip)]
     pub backup_urls: BTreeMap<String, SecretValue>,
     pub revision: Revision,
+    /// Secrets not decrypted, and warnings about their recipients.
+    #[serde(skip)]
+    pub secrets: super::secrets::SecretSummary,
 }
 
 impl DesiredState {

@@ -7,8 +7,10 @@ pub mod diagnostic;
 pub mod edit;
 pub mod kinds;
 pub mod load;
+pub mod recipients;
 pub mod rules;
 pub mod schema;
+pub mod secrets;
 pub mod select;
 #[cfg(test)]
 mod tests;
@@ -20,7 +22,7 @@ use std::path::Path;
 pub use desired::{DesiredState, DesiredVar, Resource, Revision, VarValue};
 pub use diagnostic::{Diagnostic, Diagnostics, Source};
 pub use kinds::*;
-pub use validate::SecretContext;
+pub use secrets::{Decrypt, SecretContext, SecretSummary};
 
 /// Loads and validates every manifest under `dir`: the desired state, or every problem found.
 pub fn load(dir: &Path, secrets: &SecretContext) -> Result<DesiredState, Diagnostics> {
@@ -39,7 +41,11 @@ pub fn load_files(
     for f in files {
         load::parse_file(f, &mut docs, &mut errors);
     }
-    let built = validate::build(docs, secrets);
+    let rules = recipients::Rules::load(dir).unwrap_or_else(|e| {
+        errors.extend(e);
+        recipients::Rules::default()
+    });
+    let built = validate::build(docs, secrets, &rules);
     match built {
         Ok(mut state) if errors.is_empty() => {
             state.revision = load::revision(dir, files);

@@ -159,6 +159,7 @@ impl DesiredState {
             self.backup_policies.remove(&p);
             self.backup_urls.remove(&p);
         }
+        self.secrets.not_decrypted.retain(|(env, _)| owned(env));
         self
     }
 }

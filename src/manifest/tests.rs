@@ -37,7 +37,7 @@ fn errors(extra: &str) -> Vec<String> {
             keyring: None,
             fingerprinter: &fp,
             key_source: "TETHER_AGE_KEY_FILE",
-            undecrypted: None,
+            decrypt: crate::manifest::Decrypt::All,
         },
     ) {
         Ok(_) => vec![],

@@ -7,19 +7,9 @@ use super::desired::{DesiredState, DesiredVar, Resource, VarValue};
 use super::diagnostic::Diagnostic;
 use super::kinds::*;
 use super::load::{Doc, Parsed};
+use super::recipients::Rules;
 use super::rules;
-use crate::secret::{Fingerprinter, Keyring, SecretError};
-
-/// What decryption needs: the keyring (absent when no identity is configured) and the key for
-/// fingerprints. `key_source` names where the identity came from, for messages.
-pub struct SecretContext<'a> {
-    pub keyring: Option<&'a Keyring>,
-    pub fingerprinter: &'a Fingerprinter,
-    pub key_source: &'a str,
-    /// With no keyring: check each ciphertext's structure instead of decrypting it, and count
-    /// it here (`validate` without a key). None: a secret without a keyring is an error.
-    pub undecrypted: Option<&'a std::cell::Cell<usize>>,
-}
+use super::secrets::{SecretContext, SecretSummary, Site, open};
 
 /// Vercel's limit on all of a deployment's variables together.
 const VERCEL_TOTAL_LIMIT: usize = 64 * 1024;
@@ -27,8 +17,14 @@ const VERCEL_TOTAL_LIMIT: usize = 64 * 1024;
 const SUPABASE_VALUE_LIMIT: usize = 24_576;
 
 /// Applies the cross-document rules and builds the desired state, or returns every problem.
-pub fn build(docs: Vec<Doc>, secrets: &SecretContext) -> Result<DesiredState, Vec<Diagnostic>> {
+pub fn build(
+    docs: Vec<Doc>,
+    secrets: &SecretContext,
+    rules: &Rules,
+) -> Result<DesiredState, Vec<Diagnostic>> {
     let mut errs = Vec::new();
+    let mut summary = SecretSummary::default();
+    let keys = Keys { secrets, rules };
     for d in &docs {
         super::check::document(d, &mut errs);
     }
@@ -78,7 +74,7 @@ pub fn build(docs: Vec<Doc>, secrets: &SecretContext) -> Result<DesiredState, Ve
             found
         };
 
-    let (vars, var_docs) = collect_variables(&docs, &st, secrets, &env_ref, &mut errs);
+    let (vars, var_docs) = collect_variables(&docs, &st, &keys, &mut summary, &env_ref, &mut errs);
     st.variables = vars;
     requirements(&docs, &st, &var_docs, &mut errs);
 
@@ -212,7 +208,16 @@ pub fn build(docs: Vec<Doc>, secrets: &SecretContext) -> Result<DesiredState, Ve
         }
         if let Some(ct) = &r.spec.database_url.secret {
             let what = format!("backup policy {}'s databaseUrl", r.meta.name);
-            match decrypt(ct, secrets, &what) {
+            let env = envs.get(&r.spec.environment);
+            let site = Site {
+                doc: d,
+                field: "spec.databaseUrl.secret",
+                env_name: &r.spec.environment,
+                env,
+                key: "databaseUrl",
+                what: &what,
+            };
+            match open(ct, &site, secrets, rules, &mut summary) {
                 Ok(v) => {
                     st.backup_urls.insert(r.meta.name.clone(), v);
                 }
@@ -228,6 +233,8 @@ pub fn build(docs: Vec<Doc>, secrets: &SecretContext) -> Result<DesiredState, Ve
     }
 
     if errs.is_empty() {
+        summary.warnings.sort();
+        st.secrets = summary;
         Ok(st)
     } else {
         errs.sort();
@@ -242,10 +249,17 @@ type EnvRef<'a> =
 
 type VarIndex<'d> = BTreeMap<String, BTreeMap<String, (&'d Doc, bool)>>;
 
+/// The secret context and the creation rules, together.
+struct Keys<'a> {
+    secrets: &'a SecretContext<'a>,
+    rules: &'a Rules,
+}
+
 fn collect_variables<'d>(
     docs: &'d [Doc],
     st: &DesiredState,
-    secrets: &SecretContext,
+    keys: &Keys,
+    summary: &mut SecretSummary,
     env_ref: &EnvRef<'_>,
     errs: &mut Vec<Diagnostic>,
 ) -> (BTreeMap<String, BTreeMap<String, DesiredVar>>, VarIndex<'d>) {
@@ -276,8 +290,20 @@ fn collect_variables<'d>(
             slot.insert(key.clone(), (d, src.is_secret()));
             let value = match src {
                 ValueSource::Plain(v) => VarValue::Plain(v.clone()),
-                ValueSource::Secret(ct) => match decrypt(ct, secrets, &format!("{env_name}/{key}"))
-                {
+                ValueSource::Secret(ct) => match open(
+                    ct,
+                    &Site {
+                        doc: d,
+                        field: &path,
+                        env_name,
+                        env: st.environments.get(env_name),
+                        key,
+                        what: &format!("{env_name}/{key}"),
+                    },
+                    keys.secrets,
+                    keys.rules,
+                    summary,
+                ) {
                     Ok(v) => VarValue::Secret(v),
                     Err(m) => {
                         errs.push(d.error(&path, m));
@@ -291,7 +317,7 @@ fn collect_variables<'d>(
                     format!("Supabase secrets are at most {SUPABASE_VALUE_LIMIT} characters"),
                 ));
             }
-            let (fingerprint, digest_fingerprint) = secrets.fingerprinter.both(value.expose());
+            let (fingerprint, digest_fingerprint) = keys.secrets.fingerprinter.both(value.expose());
             out.entry(env_name.clone()).or_default().insert(
                 key.clone(),
                 DesiredVar {
@@ -318,41 +344,6 @@ fn collect_variables<'d>(
         }
     }
     (out, index)
-}
-
-fn decrypt(
-    ct: &str,
-    secrets: &SecretContext,
-    what: &str,
-) -> Result<crate::secret::SecretValue, String> {
-    if !ct
-        .trim_start()
-        .starts_with("-----BEGIN AGE ENCRYPTED FILE-----")
-    {
-        return Err(format!(
-            "{what} must be age ciphertext (-----BEGIN AGE ENCRYPTED FILE-----); write it with `tether secret set`"
-        ));
-    }
-    if let (None, Some(count)) = (secrets.keyring, secrets.undecrypted) {
-        crate::secret::check_structure(ct)
-            .map_err(|m| format!("the ciphertext of {what} is corrupted: {m}"))?;
-        count.set(count.get() + 1);
-        // Not decrypted: an empty stand-in (never applied: only `validate` reads this way).
-        return Ok(crate::secret::SecretValue::new(String::new()));
-    }
-    let Some(ring) = secrets.keyring else {
-        return Err(format!(
-            "{what} is a secret, but no age identity is configured: set TETHER_AGE_KEY_FILE or pass --age-key-file"
-        ));
-    };
-    ring.decrypt(ct).map_err(|e| match e {
-        SecretError::NoMatchingIdentity { .. } => {
-            format!("no identity in {} can decrypt {what}", secrets.key_source)
-        }
-        SecretError::Malformed(m) => format!("the ciphertext of {what} is corrupted: {m}"),
-        SecretError::NotText => format!("{what} does not decrypt to text"),
-        other => format!("{what}: {other}"),
-    })
 }
 
 fn requirements(docs: &[Doc], st: &DesiredState, vars: &VarIndex, errs: &mut Vec<Diagnostic>) {

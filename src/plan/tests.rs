@@ -68,7 +68,7 @@ fn desired(extra: &str) -> DesiredState {
             keyring: None,
             fingerprinter: &f,
             key_source: "test",
-            undecrypted: None,
+            decrypt: crate::manifest::Decrypt::All,
         },
     )
     .unwrap()
@@ -84,7 +84,7 @@ fn with_text(yaml: &str) -> DesiredState {
             keyring: None,
             fingerprinter: &f,
             key_source: "test",
-            undecrypted: None,
+            decrypt: crate::manifest::Decrypt::All,
         },
     )
     .unwrap()

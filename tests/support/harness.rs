@@ -16,8 +16,26 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The example's demo identity files: production, then the rest.
+pub fn identity_files() -> Vec<PathBuf> {
+    vec![
+        root().join("examples/demo-age-production.txt"),
+        root().join("examples/demo-age-rest.txt"),
+    ]
+}
+
+/// TETHER_AGE_KEY_FILE naming both demo identities, as the README's first command does.
 pub fn identity() -> PathBuf {
-    root().join("examples/demo-age-identity.txt")
+    let list: Vec<String> = identity_files()
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    PathBuf::from(list.join(","))
+}
+
+/// A keyring of both demo identities.
+pub fn demo_keyring() -> Keyring {
+    Keyring::load_all(&identity_files(), None).unwrap()
 }
 
 /// Simulator timings short enough for tests (every phase 20 ms).
@@ -60,13 +78,13 @@ pub struct World {
 impl World {
     /// The vocilia manifests as loaded with the demo identity.
     pub fn vocilia_desired() -> tether::manifest::DesiredState {
-        let keyring = Keyring::load(&identity()).unwrap();
+        let keyring = demo_keyring();
         let fp = keyring.fingerprinter();
         let ctx = tether::manifest::SecretContext {
             keyring: Some(&keyring),
             fingerprinter: &fp,
             key_source: "t",
-            undecrypted: None,
+            decrypt: tether::manifest::Decrypt::All,
         };
         tether::manifest::load(&root().join("examples/vocilia"), &ctx).unwrap()
     }
@@ -87,7 +105,7 @@ impl World {
         mut config: SimConfig,
         sim: Option<SimHandle>,
     ) -> World {
-        let keyring = Keyring::load(&identity()).unwrap();
+        let keyring = demo_keyring();
         let fp = fingerprinter(Some(&keyring), &store).unwrap();
         let mut loader = Loader::new(
             &manifests,
@@ -351,7 +369,7 @@ pub async fn assert_no_duplicates(sim: &SimHandle) {
 /// like the real one, its archives in `archives`, on `schedule` (cron).
 pub fn local_backup_policy(m: &Path, db_url: &str, archives: &Path, schedule: &str) {
     let file = m.join("database/backup.yaml");
-    let ring = Keyring::load(&identity()).unwrap();
+    let ring = demo_keyring();
     let ct = tether::secret::encrypt(
         db_url,
         &tether::secret::parse_recipients(&ring.recipients()).unwrap(),

@@ -1,10 +1,14 @@
 //! Secret values: age decryption into zeroizing memory, encryption to recipients, and keyed
 //! fingerprints (HMAC-SHA256) that let tether detect change without keeping a value.
 
+mod keys;
+mod seal;
+
+pub use keys::{Keyring, Recipient, parse_recipients};
+pub use seal::{Sealing, check_structure, encrypt, inspect, open};
+
 use std::fmt;
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::str::FromStr;
+use std::path::PathBuf;
 
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
@@ -23,21 +27,23 @@ pub enum SecretError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("the age identity file {path} holds no AGE-SECRET-KEY line")]
-    NoIdentityInFile { path: PathBuf },
-    #[error("the age identity file {path} has an invalid key on line {line}")]
-    BadIdentity { path: PathBuf, line: usize },
+    #[error("{origin} holds no identity (AGE-SECRET-KEY-1… lines, or an OpenSSH private key)")]
+    NoIdentityInFile { origin: String },
+    #[error("{origin} has an invalid age identity on line {line}")]
+    BadIdentity { origin: String, line: usize },
+    #[error("{origin} holds an SSH key tether cannot use: {reason}")]
+    BadSshIdentity { origin: String, reason: String },
     #[error(
-        "no age identity is configured: set TETHER_AGE_KEY_FILE or pass --age-key-file to read secrets"
+        "no age identity is configured: set TETHER_AGE_KEY_FILE (files, comma-separated) or TETHER_AGE_KEY (the key itself), or pass --age-key-file"
     )]
     NoKeyring,
     #[error("the ciphertext is not age armor: {0}")]
     Malformed(String),
-    #[error("no identity in {path} can decrypt it")]
-    NoMatchingIdentity { path: PathBuf },
+    #[error("no identity in {sources} can decrypt it")]
+    NoMatchingIdentity { sources: String },
     #[error("the plaintext is not UTF-8 text")]
     NotText,
-    #[error("{0:?} is not an age recipient (age1…)")]
+    #[error("{0:?} is not an age recipient (age1…, ssh-ed25519 … or ssh-rsa …)")]
     BadRecipient(String),
     #[error("no age recipients are listed: add ageRecipients to .tether.yaml at the manifest root")]
     NoRecipients,
@@ -149,120 +155,7 @@ impl Fingerprinter {
     }
 }
 
-/// The daemon's age identities, read from the identity file.
-pub struct Keyring {
-    path: PathBuf,
-    identities: Vec<age::x25519::Identity>,
-}
-
-impl fmt::Debug for Keyring {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "Keyring({}, {} identities)",
-            self.path.display(),
-            self.identities.len()
-        )
-    }
-}
-
-/// Checks an armored age ciphertext without decrypting it: the armor, the header (its MAC is
-/// checked only on decryption) and that it is encrypted to recipients, not a passphrase.
-pub fn check_structure(armored: &str) -> Result<(), String> {
-    let reader = age::armor::ArmoredReader::new(armored.trim().as_bytes());
-    let decryptor = age::Decryptor::new(reader).map_err(|e| describe(&e))?;
-    if decryptor.is_scrypt() {
-        return Err("it is encrypted with a passphrase, not to age recipients".into());
-    }
-    Ok(())
-}
-
-impl Keyring {
-    /// Reads an identity file as `age-keygen` writes it: `AGE-SECRET-KEY-1…` lines, `#` comments.
-    pub fn load(path: &Path) -> Result<Keyring, SecretError> {
-        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
-            SecretError::ReadIdentity {
-                path: path.to_path_buf(),
-                source,
-            }
-        })?);
-        let mut identities = Vec::new();
-        for (i, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let id =
-                age::x25519::Identity::from_str(line).map_err(|_| SecretError::BadIdentity {
-                    path: path.to_path_buf(),
-                    line: i + 1,
-                })?;
-            identities.push(id);
-        }
-        if identities.is_empty() {
-            return Err(SecretError::NoIdentityInFile {
-                path: path.to_path_buf(),
-            });
-        }
-        Ok(Keyring {
-            path: path.to_path_buf(),
-            identities,
-        })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The recipients (`age1…`) of this keyring's identities.
-    pub fn recipients(&self) -> Vec<String> {
-        self.identities
-            .iter()
-            .map(|i| i.to_public().to_string())
-            .collect()
-    }
-
-    /// A fingerprinter keyed by the first identity.
-    pub fn fingerprinter(&self) -> Fingerprinter {
-        let secret = self.identities[0].to_string();
-        Fingerprinter::from_seed(secret.expose_secret().as_bytes())
-    }
-
-    /// Decrypts ASCII-armored age ciphertext into a secret value.
-    /// (See [`check_structure`] for a check that needs no identity.)
-    pub fn decrypt(&self, armored: &str) -> Result<SecretValue, SecretError> {
-        let reader = age::armor::ArmoredReader::new(armored.trim().as_bytes());
-        let decryptor =
-            age::Decryptor::new(reader).map_err(|e| SecretError::Malformed(describe(&e)))?;
-        let ids = self.identities.iter().map(|i| i as &dyn age::Identity);
-        let mut stream = decryptor.decrypt(ids).map_err(|e| match e {
-            age::DecryptError::NoMatchingKeys => SecretError::NoMatchingIdentity {
-                path: self.path.clone(),
-            },
-            other => SecretError::Malformed(describe(&other)),
-        })?;
-        let mut buf = Zeroizing::new(Vec::new());
-        stream
-            .read_to_end(&mut buf)
-            .map_err(|e| SecretError::Malformed(e.to_string()))?;
-        let text = std::str::from_utf8(&buf).map_err(|_| SecretError::NotText)?;
-        Ok(SecretValue::new(text.to_string()))
-    }
-
-    /// Generates a new identity; returns the identity file text and its recipient.
-    pub fn generate() -> (Zeroizing<String>, String) {
-        let id = age::x25519::Identity::generate();
-        let recipient = id.to_public().to_string();
-        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        let text = format!(
-            "# created: {now}\n# public key: {recipient}\n{}\n",
-            id.to_string().expose_secret()
-        );
-        (Zeroizing::new(text), recipient)
-    }
-}
-
-fn describe(e: &age::DecryptError) -> String {
+pub(crate) fn describe(e: &age::DecryptError) -> String {
     match e {
         age::DecryptError::InvalidHeader => "the age header is invalid".into(),
         age::DecryptError::InvalidMac => "the age header's MAC does not match (corrupted)".into(),
@@ -271,43 +164,6 @@ fn describe(e: &age::DecryptError) -> String {
         age::DecryptError::Io(io) => format!("unreadable armor ({io})"),
         other => other.to_string(),
     }
-}
-
-/// Parses recipient strings (`age1…`).
-pub fn parse_recipients(list: &[String]) -> Result<Vec<age::x25519::Recipient>, SecretError> {
-    if list.is_empty() {
-        return Err(SecretError::NoRecipients);
-    }
-    list.iter()
-        .map(|r| {
-            age::x25519::Recipient::from_str(r.trim())
-                .map_err(|_| SecretError::BadRecipient(r.clone()))
-        })
-        .collect()
-}
-
-/// Encrypts `plaintext` to the recipients, ASCII-armored (what `age -a -r` writes).
-pub fn encrypt(
-    plaintext: &str,
-    recipients: &[age::x25519::Recipient],
-) -> Result<String, SecretError> {
-    if recipients.is_empty() {
-        return Err(SecretError::NoRecipients);
-    }
-    let enc = age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
-        .map_err(|e| SecretError::Encrypt(e.to_string()))?;
-    let mut out = Vec::new();
-    let armor = age::armor::ArmoredWriter::wrap_output(&mut out, age::armor::Format::AsciiArmor)
-        .map_err(|e| SecretError::Encrypt(e.to_string()))?;
-    let mut w = enc
-        .wrap_output(armor)
-        .map_err(|e| SecretError::Encrypt(e.to_string()))?;
-    w.write_all(plaintext.as_bytes())
-        .map_err(|e| SecretError::Encrypt(e.to_string()))?;
-    w.finish()
-        .and_then(|armor| armor.finish())
-        .map_err(|e| SecretError::Encrypt(e.to_string()))?;
-    String::from_utf8(out).map_err(|e| SecretError::Encrypt(e.to_string()))
 }
 
 #[cfg(test)]
