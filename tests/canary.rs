@@ -26,6 +26,7 @@ fn run(
         .current_dir(dir)
         .env("TETHER_AGE_KEY_FILE", identity())
         .env("RUST_LOG", "trace")
+        .env_remove("TETHER_AGE_KEY")
         .env_remove("TETHER_CRASH_AT")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -247,6 +248,128 @@ async fn the_canary_appears_nowhere() {
         "rotate",
         run(dir, &["secret", "rotate", "--manifests", "m"], None, &[]),
     );
+    // Secrets for teams: validation without a key and with the staging identity only, a
+    // rule that changes (a warning, then updatekeys), identities given as text, a plan that
+    // cannot open production, and a staging-only daemon.
+    let rest = support::harness::identity_files()[1].display().to_string();
+    let only_rest = [("TETHER_AGE_KEY_FILE", rest.clone())];
+    let no_key = [("TETHER_AGE_KEY_FILE", String::new())];
+    assert_eq!(
+        record(
+            "validate (no key)",
+            run(dir, &["validate", "m"], None, &no_key)
+        ),
+        Some(0)
+    );
+    assert_eq!(
+        record(
+            "validate json (staging key)",
+            run(dir, &["validate", "m", "-o", "json"], None, &only_rest)
+        ),
+        Some(0)
+    );
+    let extra = tmp.path().join("extra.txt");
+    let (_, out, _) = run(
+        dir,
+        &["secret", "keygen", "--output", extra.to_str().unwrap()],
+        None,
+        &[],
+    );
+    let extra_recipient = String::from_utf8_lossy(&out).trim().to_string();
+    let cfg_path = dir.join("m/.tether.yaml");
+    let cfg = std::fs::read_to_string(&cfg_path).unwrap();
+    std::fs::write(&cfg_path, format!("{cfg}  - {extra_recipient}\n")).unwrap();
+    let r = run(dir, &["validate", "m"], None, &no_key);
+    assert!(String::from_utf8_lossy(&r.2).contains("warning: "));
+    assert_eq!(record("validate (rule changed)", r), Some(0));
+    assert_eq!(
+        record(
+            "updatekeys",
+            run(
+                dir,
+                &["secret", "updatekeys", "--manifests", "m"],
+                None,
+                &[]
+            )
+        ),
+        Some(0)
+    );
+    let both_keys: String = support::harness::identity_files()
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert_eq!(
+        record(
+            "validate (TETHER_AGE_KEY)",
+            run(
+                dir,
+                &["validate", "--decrypt", "m"],
+                None,
+                &[
+                    ("TETHER_AGE_KEY_FILE", String::new()),
+                    ("TETHER_AGE_KEY", both_keys)
+                ]
+            )
+        ),
+        Some(0)
+    );
+    record(
+        "plan (staging key)",
+        run(
+            dir,
+            &["plan", "m", "--offline", "--state-dir", "state"],
+            None,
+            &only_rest,
+        ),
+    );
+    let d = dir.to_path_buf();
+    let mut staging_env = env.clone();
+    staging_env.push(("TETHER_AGE_KEY_FILE", rest.clone()));
+    let r = tokio::task::spawn_blocking(move || {
+        // A shard of its own: its own state and status directories.
+        let args: Vec<&str> = once_args(
+            "60s",
+            &[
+                "--follow",
+                "50ms",
+                "-l",
+                "tier=staging",
+                "--log-format",
+                "json",
+                "-vv",
+            ],
+        )
+        .into_iter()
+        .map(|a| match a {
+            "state" => "state-staging",
+            "status" => "status-staging",
+            a => a,
+        })
+        .collect();
+        run(&d, &args, None, &staging_env)
+    })
+    .await
+    .unwrap();
+    assert_eq!(record("run --once (staging key)", r), Some(0));
+    let (code, out, err) = run(
+        dir,
+        &[
+            "secret",
+            "reveal",
+            "staging-backend",
+            "CANARY_ONLY",
+            "--manifests",
+            "m",
+        ],
+        None,
+        &only_rest,
+    );
+    assert_eq!(
+        (code, String::from_utf8_lossy(&out).trim()),
+        (Some(0), CANARY)
+    );
+    captured.push(("reveal (staging key) stderr".into(), err));
+
     // reveal is the one command meant to print a value; its stderr is still searched.
     let (code, out, err) = run(
         dir,
@@ -270,8 +393,10 @@ async fn the_canary_appears_nowhere() {
     let mut files = Vec::new();
     walk(&dir.join("status"), &mut files);
     walk(&dir.join("state"), &mut files);
+    walk(&dir.join("status-staging"), &mut files);
+    walk(&dir.join("state-staging"), &mut files);
     assert!(
-        files.len() > 15,
+        files.len() > 20,
         "status files and the sled database were written: {files:?}"
     );
     for f in files {

@@ -67,15 +67,9 @@ pub struct Cli {
 #[derive(Debug, Args, Clone)]
 pub struct Global {
     /// age identity files used to decrypt secrets (comma-separated or repeated): age-keygen
-    /// files or unencrypted OpenSSH ed25519/RSA keys. TETHER_AGE_KEY adds identities given
-    /// as text.
-    #[arg(
-        long,
-        global = true,
-        env = "TETHER_AGE_KEY_FILE",
-        value_name = "FILE",
-        value_delimiter = ','
-    )]
+    /// files or unencrypted OpenSSH ed25519/RSA keys [env: TETHER_AGE_KEY_FILE, where empty
+    /// means none]. TETHER_AGE_KEY adds identities given as text.
+    #[arg(long, global = true, value_name = "FILE", value_delimiter = ',')]
     pub age_key_file: Vec<PathBuf>,
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
@@ -188,12 +182,7 @@ pub fn keyring(global: &Global) -> Result<Option<Keyring>, CliError> {
         .ok()
         .filter(|k| !k.trim().is_empty())
         .map(zeroize::Zeroizing::new);
-    let files: Vec<PathBuf> = global
-        .age_key_file
-        .iter()
-        .filter(|p| !p.as_os_str().is_empty())
-        .cloned()
-        .collect();
+    let files = key_files(global);
     if files.is_empty() && inline.is_none() {
         return Ok(None);
     }
@@ -203,9 +192,30 @@ pub fn keyring(global: &Global) -> Result<Option<Keyring>, CliError> {
     )?))
 }
 
+/// The identity files: `--age-key-file`, else `TETHER_AGE_KEY_FILE` (comma-separated; empty
+/// entries, and an empty variable, name none).
+fn key_files(global: &Global) -> Vec<PathBuf> {
+    let given = if global.age_key_file.is_empty() {
+        std::env::var_os("TETHER_AGE_KEY_FILE")
+            .map(|v| {
+                v.to_string_lossy()
+                    .split(',')
+                    .map(|p| PathBuf::from(p.trim()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    } else {
+        global.age_key_file.clone()
+    };
+    given
+        .into_iter()
+        .filter(|p| !p.as_os_str().is_empty())
+        .collect()
+}
+
 /// How messages name the identities' source.
 pub fn key_source(global: &Global) -> String {
-    match global.age_key_file.as_slice() {
+    match key_files(global).as_slice() {
         [] => "TETHER_AGE_KEY_FILE or TETHER_AGE_KEY".into(),
         files => {
             let list: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();

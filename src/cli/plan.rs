@@ -41,7 +41,7 @@ pub fn run(global: &Global, args: PlanArgs) -> Result<ExitCode, CliError> {
         Store::temporary()
     };
     let seed = store.fingerprint_seed()?;
-    let desired = super::load_desired(
+    let mut desired = super::load_desired(
         global,
         &args.dir,
         keyring.as_ref(),
@@ -106,6 +106,28 @@ pub fn run(global: &Global, args: PlanArgs) -> Result<ExitCode, CliError> {
             Ok::<_, CliError>(())
         })?;
     }
+    // Values tether cannot compare are taken as unchanged, and the plan says so: secrets it
+    // did not decrypt, and with --offline every value when the cache was fingerprinted with
+    // other identities than the ones held now.
+    let fp_id = keyring
+        .as_ref()
+        .map(|k| k.fingerprinter())
+        .unwrap_or_else(|| crate::secret::Fingerprinter::from_seed(&seed))
+        .key_id();
+    let cached_id = store.get::<String>(trees::META, "fingerprint-key-id")?;
+    let all_unknown = args.offline && cached_id.is_some_and(|id| id != fp_id);
+    let unknown = assume_unchanged(&mut desired, &observed, all_unknown);
+    if unknown > 0 {
+        eprintln!(
+            "{unknown} variable value{} not compared ({}): shown as unchanged",
+            if unknown == 1 { " is" } else { "s are" },
+            if all_unknown {
+                "the cache was fingerprinted with other age identities than those held now"
+            } else {
+                "secrets no identity held opens"
+            }
+        );
+    }
     let opts = PlanOptions {
         allow_deletes: true,
         max_delete_share: args.max_delete_share,
@@ -124,4 +146,35 @@ pub fn run(global: &Global, args: PlanArgs) -> Result<ExitCode, CliError> {
     } else {
         exit::OK
     }))
+}
+
+/// Takes the observed fingerprint for each value that cannot be compared (`all`: every
+/// value; else the secrets not decrypted), so the plan shows no change for it. Returns how many.
+fn assume_unchanged(
+    desired: &mut crate::manifest::DesiredState,
+    observed: &crate::observed::ObservedState,
+    all: bool,
+) -> usize {
+    let mut count = 0;
+    for (env, vars) in desired.variables.iter_mut() {
+        let Some(obs) = observed.environments.get(env) else {
+            continue;
+        };
+        for (key, dv) in vars.iter_mut() {
+            let unknown = all
+                || desired
+                    .secrets
+                    .not_decrypted
+                    .contains(&(env.clone(), key.clone()));
+            if !unknown {
+                continue;
+            }
+            if let Some(f) = obs.variables.get(key).and_then(|o| o.fingerprint.clone()) {
+                dv.fingerprint = f.clone();
+                dv.digest_fingerprint = f;
+                count += 1;
+            }
+        }
+    }
+    count
 }

@@ -178,6 +178,8 @@ pub async fn run(
         fp.clone(),
         cfg.key_source.clone(),
     );
+    // Only the environments this daemon owns are decrypted, observed and written.
+    loader.selector = cfg.selector.clone();
     let first = loader.reload().expect("the first load always runs");
     let desired = match &first {
         Ok(d) => d.clone(),

@@ -45,12 +45,15 @@ impl Sealing {
                 let extra = recorded.iter().filter(|id| !want.contains(*id)).count();
                 let mut parts = Vec::new();
                 if !missing.is_empty() {
-                    parts.push(format!("not to {}", missing.join(", ")));
+                    parts.push(format!("it is not encrypted to {}", missing.join(", ")));
                 }
                 if extra > 0 {
-                    parts.push(format!("to {extra} recipient(s) the rule does not name"));
+                    parts.push(format!(
+                        "it is encrypted to {extra} recipient{} the rule does not name",
+                        if extra == 1 { "" } else { "s" }
+                    ));
                 }
-                return Some(format!("it is encrypted {}", parts.join(" and ")));
+                return Some(parts.join("; "));
             }
         }
         let x25519 = expected.iter().filter(|r| r.ssh_tag().is_none()).count();
@@ -244,4 +247,91 @@ pub fn encrypt(plaintext: &str, recipients: &[Recipient]) -> Result<String, Secr
         .and_then(|armor| armor.finish())
         .map_err(|e| SecretError::Encrypt(e.to_string()))?;
     String::from_utf8(out).map_err(|e| SecretError::Encrypt(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keyring() -> (Keyring, Recipient) {
+        let (text, r) = Keyring::generate();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("id.txt");
+        std::fs::write(&path, text.as_bytes()).unwrap();
+        (Keyring::load(&path).unwrap(), r.parse().unwrap())
+    }
+
+    /// What another tool writes: no recorded recipients.
+    fn plain_age(value: &str, to: &[Recipient]) -> String {
+        let enc = age::Encryptor::with_recipients(to.iter().map(Recipient::as_age)).unwrap();
+        let mut out = Vec::new();
+        let armor =
+            age::armor::ArmoredWriter::wrap_output(&mut out, age::armor::Format::AsciiArmor)
+                .unwrap();
+        let mut w = enc.wrap_output(armor).unwrap();
+        w.write_all(value.as_bytes()).unwrap();
+        w.finish().and_then(|a| a.finish()).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn recorded_recipients_are_read_without_a_key() {
+        let (_, a) = keyring();
+        let (_, b) = keyring();
+        let ct = encrypt("v", &[a.clone(), b.clone()]).unwrap();
+        let s = inspect(&ct).unwrap();
+        assert_eq!(s.x25519, 2);
+        assert_eq!(s.recorded, Some([a.id(), b.id()].into_iter().collect()));
+        assert_eq!(
+            s.mismatch(&[b.clone(), a.clone()]),
+            None,
+            "order does not matter"
+        );
+        let why = s.mismatch(std::slice::from_ref(&a)).unwrap();
+        assert_eq!(why, "it is encrypted to 1 recipient the rule does not name");
+    }
+
+    #[test]
+    fn without_a_record_the_count_and_the_identities_held_decide() {
+        let (ring_a, a) = keyring();
+        let (_, b) = keyring();
+        let ct = plain_age("v", std::slice::from_ref(&a));
+        let s = inspect(&ct).unwrap();
+        assert_eq!(s.recorded, None);
+        assert!(
+            s.mismatch(&[a.clone(), b.clone()])
+                .unwrap()
+                .contains("it has 1 X25519")
+        );
+        // One for one: only an identity can tell.
+        assert_eq!(s.mismatch(std::slice::from_ref(&b)), None);
+        let (opened, value) = open(&ct, Some(&ring_a));
+        assert_eq!(value.unwrap().expose(), "v");
+        assert_eq!(
+            opened.mismatch(std::slice::from_ref(&b)).unwrap(),
+            format!(
+                "the identity of {} opens it, but the rule does not name it",
+                a.short()
+            )
+        );
+        assert_eq!(opened.mismatch(std::slice::from_ref(&a)), None);
+    }
+
+    #[test]
+    fn a_passphrase_and_broken_armor_are_errors() {
+        let enc = age::Encryptor::with_user_passphrase("pw".to_string().into());
+        let mut out = Vec::new();
+        let armor =
+            age::armor::ArmoredWriter::wrap_output(&mut out, age::armor::Format::AsciiArmor)
+                .unwrap();
+        let mut w = enc.wrap_output(armor).unwrap();
+        w.write_all(b"v").unwrap();
+        w.finish().and_then(|a| a.finish()).unwrap();
+        let err = inspect(&String::from_utf8(out).unwrap()).unwrap_err();
+        assert!(err.contains("passphrase"), "{err}");
+        assert!(
+            inspect("-----BEGIN AGE ENCRYPTED FILE-----\nbm90\n-----END AGE ENCRYPTED FILE-----\n")
+                .is_err()
+        );
+    }
 }
