@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use support::harness::{copy_dir, demo_keyring, identity, identity_files, root};
+use support::harness::{age_tool, copy_dir, demo_keyring, identity, identity_files, root};
 use tether::secret::{encrypt, parse_recipients};
 
 fn age_bin(name: &str) -> String {
@@ -49,19 +49,10 @@ fn age_interop_both_ways() {
     let ring = demo_keyring();
     let recipient = ring.recipients()[0].clone();
     // The age tool encrypts; tether decrypts.
-    let mut child = Command::new(age_bin("age"))
-        .args(["-e", "-a", "-r", &recipient])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"from the age tool")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = age_tool(
+        &["-e", "-a", "-r", &recipient].map(std::ffi::OsStr::new),
+        b"from the age tool",
+    );
     assert!(out.status.success());
     assert_eq!(
         ring.decrypt(&text(&out.stdout)).unwrap().expose(),
@@ -69,20 +60,14 @@ fn age_interop_both_ways() {
     );
     // tether encrypts; the age tool decrypts.
     let ct = encrypt("from tether", &parse_recipients(&[recipient]).unwrap()).unwrap();
-    let mut child = Command::new(age_bin("age"))
-        .args(["-d", "-i", identity_files()[0].to_str().unwrap()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(ct.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = age_tool(
+        &[
+            "-d".as_ref(),
+            "-i".as_ref(),
+            identity_files()[0].as_os_str(),
+        ],
+        ct.as_bytes(),
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "from tether");
 }

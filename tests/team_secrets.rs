@@ -4,11 +4,10 @@
 
 mod support;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use support::harness::{copy_dir, fast, identity_files, once_args, root, sim_env};
+use support::harness::{age_tool, copy_dir, fast, identity_files, once_args, root, sim_env};
 use tether::manifest::edit;
 use tether::secret::{Keyring, encrypt, parse_recipients};
 use tether::simulate::{Seed, SimConfig, Simulator};
@@ -108,19 +107,13 @@ fn a_secret_encrypted_to_another_rules_recipients_is_a_warning_naming_file_key_a
 
     // Written by the age tool (nothing recorded), checked with the staging identity: it
     // opens a production secret, which the rule forbids.
-    let mut child = Command::new("age")
-        .args(["-e", "-a", "-r", REST])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"postgres://by-the-age-tool")
-        .unwrap();
-    let ct = text(&child.wait_with_output().unwrap().stdout);
+    let ct = text(
+        &age_tool(
+            &["-e", "-a", "-r", REST].map(std::ffi::OsStr::new),
+            b"postgres://by-the-age-tool",
+        )
+        .stdout,
+    );
     put_ciphertext(&file, 0, "spec.entries.DATABASE_URL.secret", &ct);
     let out = tether(tmp.path(), &["validate", "m"], &[&rest_key()], None);
     let err = text(&out.stderr);
@@ -129,7 +122,7 @@ fn a_secret_encrypted_to_another_rules_recipients_is_a_warning_naming_file_key_a
         "{err}"
     );
     assert!(
-        text(&out.stdout).contains("\n1 secret do not record their recipients"),
+        text(&out.stdout).contains("\n1 secret does not record its recipients"),
         "{}",
         text(&out.stdout)
     );
@@ -367,22 +360,10 @@ fn an_ssh_ed25519_key_is_a_recipient_and_an_identity() {
         .lines()
         .map(|l| format!("{}\n", l.trim()))
         .collect();
-    let mut child = Command::new("age")
-        .arg("-d")
-        .arg("-i")
-        .arg(&key)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(ct.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = age_tool(
+        &["-d".as_ref(), "-i".as_ref(), key.as_os_str()],
+        ct.as_bytes(),
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "whsec_demo_prod_7f3a9c");
     // The keyring reports the SSH key's recipient as written in the .pub file.

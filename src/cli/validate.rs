@@ -58,9 +58,23 @@ pub fn run(global: &Global, args: ValidateArgs) -> Result<ExitCode, CliError> {
                     }
                     if st.secrets.unrecorded > 0 {
                         println!(
-                            "{} secret{} do not record their recipients (written by another tool), so only their number and type were checked; `tether secret updatekeys` rewrites them",
+                            "{} secret{} not record {} recipients (written by another tool), so only their number and type were checked; `tether secret updatekeys` rewrites {}",
                             st.secrets.unrecorded,
-                            if st.secrets.unrecorded == 1 { "" } else { "s" }
+                            if st.secrets.unrecorded == 1 {
+                                " does"
+                            } else {
+                                "s do"
+                            },
+                            if st.secrets.unrecorded == 1 {
+                                "its"
+                            } else {
+                                "their"
+                            },
+                            if st.secrets.unrecorded == 1 {
+                                "it"
+                            } else {
+                                "them"
+                            }
                         );
                     }
                     if !sel.is_everything() {

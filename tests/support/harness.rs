@@ -394,3 +394,19 @@ pub fn local_backup_policy(m: &Path, db_url: &str, archives: &Path, schedule: &s
         );
     std::fs::write(&file, text).unwrap();
 }
+
+/// Runs the `age` command line tool (`/usr/bin/age`, from scripts/install-test-deps) with
+/// `input` on stdin.
+pub fn age_tool(args: &[&std::ffi::OsStr], input: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("age")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the age tool (scripts/install-test-deps installs it)");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
