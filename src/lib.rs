@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod dns;
 pub mod manifest;
 pub mod monitor;
+pub mod notify;
 pub mod observed;
 pub mod plan;
 pub mod provider;

@@ -67,6 +67,7 @@ async fn converge_once(faults: Faults) -> (Duration, SimHandle) {
         listen: None,
         debounce: Duration::from_millis(100),
         control: Default::default(),
+        alerts: Default::default(),
     };
     let started = Instant::now();
     let exit = tether::daemon::run(cfg, store, Platforms::Given(providers))

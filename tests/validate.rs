@@ -124,7 +124,7 @@ examples/invalid/reserved-vercel.yaml:8:5: spec.entries.TZ: TZ is a system varia
 examples/invalid/retention-zero.yaml:9:5: spec.retention.daily: retention must be positive and at least 1 day, not 0s
 examples/invalid/secret-not-ciphertext.yaml:7:5: spec.entries.STRIPE_KEY: prod-db/STRIPE_KEY must be age ciphertext (-----BEGIN AGE ENCRYPTED FILE-----); write it with `tether secret set`
 examples/invalid/unknown-field.yaml:6:3: spec.enviroment: unknown field `enviroment`, expected one of `name`, `environment`, `cdn`, `target`, `port`
-examples/invalid/unknown-kind.yaml:2:1: kind: unknown kind \"Database\"; expected one of Environment, Variables, Requirements, Domain, Certificate, Deployment, Monitor, BackupPolicy
+examples/invalid/unknown-kind.yaml:2:1: kind: unknown kind \"Database\"; expected one of Environment, Variables, Requirements, Domain, Certificate, Deployment, Monitor, BackupPolicy, Alert
 examples/invalid/unresolved-reference.yaml:5:3: spec.environment: environment \"prod-mobile\" is not defined by any Environment manifest (known: prod-api, prod-db, prod-web, staging-db)
 examples/invalid/wrong-type.yaml:7:3: spec.port: invalid type: string \"eighty\", expected u16
 24 errors in examples/invalid; nothing was applied
@@ -154,7 +154,7 @@ fn committed_schemas_match_the_generated_ones() {
         .map(|e| e.unwrap().file_name())
         .collect();
     names.sort();
-    assert_eq!(names.len(), 9);
+    assert_eq!(names.len(), 10);
     for name in names {
         let fresh = std::fs::read_to_string(dir.path().join(&name)).unwrap();
         let old = std::fs::read_to_string(committed.join(&name)).unwrap_or_default();

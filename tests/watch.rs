@@ -237,6 +237,7 @@ async fn a_save_during_a_pass_is_applied_when_the_pass_ends() {
         once_timeout: Duration::from_secs(60),
         debounce: Duration::from_millis(50),
         control: Default::default(),
+        alerts: Default::default(),
         backup_check: Duration::from_secs(3600),
         selector: Default::default(),
         monitors: false,

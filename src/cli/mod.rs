@@ -1,5 +1,6 @@
 //! The command line: argument definitions and dispatch to one module per command.
 
+mod alerts;
 mod backup;
 mod control;
 mod deployments;
@@ -125,7 +126,12 @@ pub enum Command {
     Suspend(control::EnvArgs),
     /// Write to a suspended environment again.
     Resume(control::EnvArgs),
-    /// Manage age-encrypted secrets: keygen, set, rotate, reveal.
+    /// The alert events recorded in the store: incidents opened and resolved, tests.
+    Events(alerts::EventsArgs),
+    /// Alerts: send a test message through an Alert's receivers.
+    #[command(subcommand)]
+    Alerts(alerts::AlertsCommand),
+    /// Manage age-encrypted secrets: keygen, set, updatekeys, rotate, reveal.
     #[command(subcommand)]
     Secret(secret::SecretCommand),
     /// Serve simulated Railway, Vercel and Supabase APIs on one port.
@@ -173,6 +179,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Suspend(a) => control::suspend(a),
         Command::Resume(a) => control::resume(a),
         Command::Schema(a) => schema::run(a),
+        Command::Events(a) => alerts::events(a),
+        Command::Alerts(c) => alerts::run(&cli.global, c),
     }
 }
 

@@ -110,6 +110,16 @@ pub struct RunArgs {
     /// carry; its file name names the client in events.
     #[arg(long, value_name = "FILE")]
     pub control_token_file: Option<PathBuf>,
+    /// Alert events for one receiver within this window go in one message.
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub alert_window: HumanDuration,
+    /// The first retry of an alert delivery that failed with 429, 5xx or a timeout waits this
+    /// long, each next one twice as long (up to 10 min; 12 attempts in all).
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    pub alert_retry: HumanDuration,
+    /// The status page's public URL, for the links in alerts (default: the --listen address).
+    #[arg(long, value_name = "URL")]
+    pub status_url: Option<String>,
     /// Wait this long after a file change before rescanning (editors write in bursts).
     #[arg(long, value_name = "DURATION", default_value = "100ms")]
     pub debounce: HumanDuration,
@@ -204,6 +214,14 @@ pub fn run(global: &Global, args: RunArgs) -> Result<ExitCode, CliError> {
             args.control_token_file.as_deref(),
         )
         .map_err(|e| CliError::Usage(e.to_string()))?,
+        alerts: crate::daemon::AlertConfig {
+            window: args.alert_window.0,
+            status_url: args.status_url.clone(),
+            worker: crate::notify::WorkerConfig {
+                retry_base: args.alert_retry.0,
+                ..Default::default()
+            },
+        },
     };
     let platforms = if args.simulate {
         let mut config = SimConfig::default();

@@ -342,7 +342,9 @@ async fn backups(
 
 async fn events(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {
     read(&ctx, &headers, |s| {
-        crate::reconcile::suspend::latest(s, 100).map(|e| serde_json::json!({ "events": e }))
+        let alerts = crate::notify::recorded(s)?;
+        crate::reconcile::suspend::latest(s, 100)
+            .map(|e| serde_json::json!({ "events": e, "alerts": alerts }))
     })
 }
 

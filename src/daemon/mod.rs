@@ -2,6 +2,7 @@
 //! resync with jitter, soon while something progresses, after a backoff when it failed), and
 //! stops cleanly on SIGTERM/SIGINT.
 
+mod alerts;
 mod backups;
 mod control;
 mod once;
@@ -23,6 +24,8 @@ use crate::secret::{Fingerprinter, Keyring};
 use crate::status::StatusError;
 use crate::store::{Store, StoreError};
 use crate::watch::{DirWatch, WatchError};
+pub use alerts::AlertConfig;
+use alerts::Alerts;
 
 /// How long a stop waits for the calls of a pass in flight before it drops them (a dropped
 /// write is resolved by the journal at the next start).
@@ -84,6 +87,8 @@ pub struct DaemonConfig {
     pub debounce: Duration,
     /// The control API: always on `<state-dir>/control.sock`, and on TCP when asked.
     pub control: crate::control::ControlConfig,
+    /// Alert grouping, links and retries.
+    pub alerts: AlertConfig,
 }
 
 /// The manifests, loaded with the keyring.
@@ -212,6 +217,7 @@ pub async fn run(
     let (desired_tx, desired_rx) = tokio::sync::watch::channel(rec.desired().cloned());
     let server = crate::server::Server::new();
     let started_at = chrono::Utc::now();
+    let mut bound_at = None;
     if let Some(addr) = cfg.listen {
         let bound = server
             .clone()
@@ -219,7 +225,9 @@ pub async fn run(
             .await
             .map_err(|e| DaemonError::Listen(addr, e))?;
         tracing::info!("serving the status page, /metrics and /api/status on http://{bound}");
+        bound_at = Some(bound);
     }
+    let alerts = Alerts::start(&store, &cfg.alerts, bound_at);
     let publish = |server: &crate::server::Server,
                    rec: &Reconciler,
                    status: Option<(crate::status::Index, Vec<crate::status::EnvStatus>)>,
@@ -299,6 +307,7 @@ pub async fn run(
                 // Nothing to converge (invalid manifests, or back to the last good
                 // ones): the status still says what the manifests are now.
                 let status = rec.write_status()?;
+                alerts.after_status(rec.desired().map(|d| &**d), &status);
                 publish(&server, &rec, Some(status), !first_pass);
             }
         }
@@ -418,6 +427,9 @@ pub async fn run(
             control.settled();
             watchdog.persist(chrono::Utc::now());
             server.record_pass(report.duration, report.writes, report.observed);
+            if let Some(status) = &report.status {
+                alerts.after_status(rec.desired().map(|d| &**d), status);
+            }
             publish(&server, &rec, report.status.clone(), true);
             let envs = report
                 .status
@@ -435,6 +447,7 @@ pub async fn run(
                 let (index, _) = rec.write_status()?;
                 let rejected = rec.token_errors();
                 if let Some(exit) = once_exit(&index, &report, now >= deadline, &rejected) {
+                    alerts.flush(SHUTDOWN_BOUND).await;
                     store.flush()?;
                     return Ok(exit);
                 }
@@ -457,6 +470,7 @@ pub async fn run(
             biased;
             _ = &mut shutdown => {
                 tracing::info!("stopping");
+                alerts.flush(SHUTDOWN_BOUND).await;
                 watchdog.persist(chrono::Utc::now());
                 watchdog.stop();
                 store.flush()?;
@@ -475,6 +489,7 @@ pub async fn run(
                     let fake = PassReport::default();
                     let rejected = rec.token_errors();
                     if let Some(exit) = once_exit(&index, &fake, Instant::now() >= deadline, &rejected) {
+                        alerts.flush(SHUTDOWN_BOUND).await;
                         watchdog.stop();
                         store.flush()?;
                         return Ok(exit);
@@ -485,6 +500,7 @@ pub async fn run(
                 // Monitors' results reach the status files (and the page) between passes too.
                 watchdog.persist(chrono::Utc::now());
                 let status = rec.write_status()?;
+                alerts.after_status(rec.desired().map(|d| &**d), &status);
                 publish(&server, &rec, Some(status), !first_pass);
             }
             _ = tokio::time::sleep_until(next) => {}

@@ -111,6 +111,7 @@ pub fn document(doc: &Doc, out: &mut Vec<Diagnostic>) {
         }
         Parsed::Monitor(r) => monitor(&r.spec, &mut err),
         Parsed::BackupPolicy(r) => backup(&r.spec, &mut err),
+        Parsed::Alert(r) => super::alerts::check(&r.spec, &mut err),
     }
 }
 

@@ -105,6 +105,11 @@ pub struct DesiredState {
     #[serde(skip)]
     pub backup_urls: BTreeMap<String, SecretValue>,
     pub revision: Revision,
+    /// Keyed by `metadata.name`.
+    pub alerts: BTreeMap<String, Resource<AlertSpec>>,
+    /// Receivers' decrypted secrets, keyed by [`super::alerts::secret_key`].
+    #[serde(skip)]
+    pub alert_secrets: BTreeMap<String, SecretValue>,
     /// Secrets not decrypted, and warnings about their recipients.
     #[serde(skip)]
     pub secrets: super::secrets::SecretSummary,

@@ -29,6 +29,7 @@ pub enum Parsed {
     Deployment(Resource<DeploymentSpec>),
     Monitor(Resource<MonitorSpec>),
     BackupPolicy(Resource<BackupPolicySpec>),
+    Alert(Resource<AlertSpec>),
 }
 
 impl Parsed {
@@ -42,6 +43,7 @@ impl Parsed {
             Parsed::Deployment(_) => Kind::Deployment,
             Parsed::Monitor(_) => Kind::Monitor,
             Parsed::BackupPolicy(_) => Kind::BackupPolicy,
+            Parsed::Alert(_) => Kind::Alert,
         }
     }
 
@@ -55,6 +57,7 @@ impl Parsed {
             Parsed::Deployment(r) => &r.meta,
             Parsed::Monitor(r) => &r.meta,
             Parsed::BackupPolicy(r) => &r.meta,
+            Parsed::Alert(r) => &r.meta,
         }
     }
 }
@@ -325,6 +328,7 @@ fn typed(value: Value, source: Source) -> Result<Parsed, (String, String)> {
         Kind::Deployment => Parsed::Deployment(res(value, source)?),
         Kind::Monitor => Parsed::Monitor(res(value, source)?),
         Kind::BackupPolicy => Parsed::BackupPolicy(res(value, source)?),
+        Kind::Alert => Parsed::Alert(res(value, source)?),
     })
 }
 

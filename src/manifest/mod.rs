@@ -1,6 +1,7 @@
 //! Manifests: the YAML documents that describe desired state, their types, loading and
 //! validation. Pure except for reading files.
 
+pub mod alerts;
 mod check;
 pub mod desired;
 pub mod diagnostic;

@@ -56,6 +56,10 @@ pub fn schema(kind: Kind) -> Value {
             kind,
             "Scheduled logical backups of a Supabase database, kept by tier.",
         ),
+        Kind::Alert => for_kind::<AlertSpec>(
+            kind,
+            "Which events of which environments go to Slack, Discord, a webhook or email.",
+        ),
     }
 }
 

@@ -59,6 +59,8 @@ pub(super) struct Site<'a> {
     pub key: &'a str,
     /// `production-api/DATABASE_URL`, `backup policy db's databaseUrl`.
     pub what: &'a str,
+    /// Whether the caller needs it decrypted, when the environment does not decide (alerts).
+    pub needed: Option<bool>,
 }
 
 /// Opens one secret as the context asks: its value, or a stand-in when it is not to be
@@ -80,6 +82,7 @@ pub(super) fn open(
         ));
     }
     let needed = match secrets.decrypt {
+        _ if site.needed.is_some() => site.needed == Some(true),
         Decrypt::All => true,
         Decrypt::Selected(sel) => site.env.is_none_or(|e| sel.matches(&e.meta.labels)),
         Decrypt::Available => false,

@@ -216,6 +216,7 @@ pub fn build(
                 env,
                 key: "databaseUrl",
                 what: &what,
+                needed: None,
             };
             match open(ct, &site, secrets, rules, &mut summary) {
                 Ok(v) => {
@@ -226,6 +227,7 @@ pub fn build(
         }
         st.backup_policies.insert(r.meta.name.clone(), r.clone());
     }
+    super::alerts::collect(&docs, &mut st, secrets, rules, &mut summary, &mut errs);
     for d in &docs {
         if let Parsed::Requirements(r) = &d.parsed {
             st.requirements.insert(r.meta.name.clone(), r.clone());
@@ -299,6 +301,7 @@ fn collect_variables<'d>(
                         env: st.environments.get(env_name),
                         key,
                         what: &format!("{env_name}/{key}"),
+                        needed: None,
                     },
                     keys.secrets,
                     keys.rules,

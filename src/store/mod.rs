@@ -41,6 +41,12 @@ pub mod trees {
     pub const SAMPLES: &str = "samples";
     pub const BACKUPS: &str = "backups";
     pub const EVENTS: &str = "events";
+    /// Alert messages waiting for delivery (notify's outbox).
+    pub const OUTBOX: &str = "outbox";
+    /// The incidents open at the last pass.
+    pub const INCIDENTS: &str = "incidents";
+    /// Alert events, the last 1,000.
+    pub const ALERT_EVENTS: &str = "alert-events";
 }
 
 /// The state database. Cheap to clone (sled's `Db` is shared); open it once per process.

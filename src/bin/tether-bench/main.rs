@@ -375,6 +375,7 @@ async fn run_one(args: &Args, n: usize) -> Report {
         once_timeout: Duration::from_secs(600),
         debounce: Duration::from_millis(100),
         control: Default::default(),
+        alerts: Default::default(),
         backup_check: Duration::from_secs(3600),
         selector: Default::default(),
         monitors: false,

@@ -1,5 +1,6 @@
-//! The eight manifest kinds: a document envelope and one spec type per kind.
+//! The nine manifest kinds: a document envelope and one spec type per kind.
 
+mod alert;
 mod backup;
 mod common;
 mod deployment;
@@ -8,6 +9,7 @@ mod environment;
 mod monitor;
 mod variables;
 
+pub use alert::*;
 pub use backup::*;
 pub use common::*;
 pub use deployment::*;
@@ -30,10 +32,11 @@ pub enum Kind {
     Deployment,
     Monitor,
     BackupPolicy,
+    Alert,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Environment,
         Kind::Variables,
         Kind::Requirements,
@@ -42,6 +45,7 @@ impl Kind {
         Kind::Deployment,
         Kind::Monitor,
         Kind::BackupPolicy,
+        Kind::Alert,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -54,6 +58,7 @@ impl Kind {
             Kind::Deployment => "Deployment",
             Kind::Monitor => "Monitor",
             Kind::BackupPolicy => "BackupPolicy",
+            Kind::Alert => "Alert",
         }
     }
 

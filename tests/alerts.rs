@@ -1,0 +1,290 @@
+//! Alerts with real local receivers: a failed production deploy opens one incident and its fix
+//! resolves it, each one message per receiver (Slack, Discord, a signed webhook); a receiver
+//! that answers 500 gets the message once after retries; a message queued before a restart is
+//! delivered once after it.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use support::harness::{copy_dir, fast, identity, once_args, root, sim_env};
+use tether::notify::{Notifier, Receivers, WorkerConfig};
+use tether::secret::{encrypt, parse_recipients};
+use tether::simulate::{Seed, SimConfig, Simulator};
+
+const HMAC_KEY: &str = "whk_test_5d1e8c";
+const PROD: &str = "age1clyxyw7feckat2hjj34zuqj4sqrq4lqxtlx8n829qdm9rk9tva9q36f9nm";
+
+/// One request a receiver got.
+#[derive(Debug, Clone)]
+struct Got {
+    path: String,
+    headers: HeaderMap,
+    body: serde_json::Value,
+    raw: Vec<u8>,
+}
+
+#[derive(Clone, Default)]
+struct Sink {
+    got: Arc<Mutex<Vec<Got>>>,
+    /// Answer 500 to this many requests first.
+    fail_first: Arc<Mutex<usize>>,
+}
+
+async fn hook(
+    State(s): State<Sink>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> StatusCode {
+    {
+        let mut f = s.fail_first.lock().unwrap();
+        if *f > 0 {
+            *f -= 1;
+            return StatusCode::INTERNAL_SERVER_ERROR;
+        }
+    }
+    s.got.lock().unwrap().push(Got {
+        path: uri.path().to_string(),
+        headers,
+        body: serde_json::from_slice(&body).unwrap_or_default(),
+        raw: body.to_vec(),
+    });
+    StatusCode::NO_CONTENT
+}
+
+async fn receiver() -> (SocketAddr, Sink) {
+    let sink = Sink::default();
+    let app = axum::Router::new()
+        .fallback(axum::routing::post(hook))
+        .with_state(sink.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, sink)
+}
+
+fn alert_yaml(addr: SocketAddr) -> String {
+    let key = encrypt(HMAC_KEY, &parse_recipients(&[PROD.into()]).unwrap()).unwrap();
+    let pad: String = key.lines().map(|l| format!("            {l}\n")).collect();
+    format!(
+        "apiVersion: tether.dev/v1
+kind: Alert
+metadata:
+  name: prod-critical
+spec:
+  selector: tier=production
+  severities: [critical]
+  receivers:
+    - webhook:
+        url: http://{addr}/hook
+        headers: {{X-Team: platform}}
+        hmacKey:
+          secret: |
+{pad}    - slack:
+        url: http://{addr}/slack
+    - discord:
+        url: http://{addr}/discord
+"
+    )
+}
+
+fn tether(dir: &Path, args: &[&str], env: &[(&'static str, String)]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tether"));
+    c.args(args)
+        .current_dir(dir)
+        .env("TETHER_AGE_KEY_FILE", identity())
+        .env_remove("TETHER_AGE_KEY")
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().cloned());
+    c
+}
+
+async fn output(mut c: Command) -> Output {
+    tokio::task::spawn_blocking(move || c.output().unwrap())
+        .await
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_production_deploy_opens_once_and_its_fix_resolves_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = tmp.path().join("m");
+    copy_dir(&root().join("examples/vocilia"), &m);
+    let (addr, sink) = receiver().await;
+    std::fs::write(m.join("alerts.yaml"), alert_yaml(addr)).unwrap();
+    let desired = support::harness::World::vocilia_desired();
+    let sim = Simulator::start(
+        "127.0.0.1:0".parse().unwrap(),
+        SimConfig {
+            timings: fast(),
+            ..Default::default()
+        },
+        Seed::from_desired(&desired),
+    )
+    .await
+    .unwrap();
+    let bad = "4f2c9a1e8b7d6c5a4f3e2d1c0b9a8f7e6d5c4b3a";
+    sim.fail_commit(bad);
+    let args = once_args("60s", &["--follow", "50ms", "--alert-window", "0s"]);
+    let out = output(tether(tmp.path(), &args, &sim_env(&sim))).await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let got = sink.got.lock().unwrap().clone();
+    let paths: Vec<&str> = got.iter().map(|g| g.path.as_str()).collect();
+    assert_eq!(paths.len(), 3, "one message per receiver: {got:?}");
+    for p in ["/hook", "/slack", "/discord"] {
+        assert!(paths.contains(&p), "{paths:?}");
+    }
+    let hook = got.iter().find(|g| g.path == "/hook").unwrap();
+    // The signature is GitHub's scheme over the exact body.
+    let sig = hook.headers["x-tether-signature"].to_str().unwrap();
+    assert_eq!(
+        sig,
+        tether::notify::send::signature(HMAC_KEY.as_bytes(), &hook.raw)
+    );
+    assert_eq!(hook.headers["x-team"], "platform");
+    assert!(!hook.headers["x-tether-delivery"].is_empty());
+    let b = &hook.body;
+    assert_eq!(b["version"], "tether.dev/v1");
+    assert_eq!(b["alert"], "prod-critical");
+    let events = b["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{b}");
+    let e = &events[0];
+    assert_eq!(e["type"], "deploy.failed");
+    assert_eq!(e["phase"], "opened");
+    assert_eq!(e["severity"], "critical");
+    assert_eq!(e["environment"], "prod-backend");
+    assert_eq!(e["resource"], "deployment/prod-backend");
+    let reason = e["reason"].as_str().unwrap().to_string();
+    assert!(!reason.is_empty());
+    let link = e["link"].as_str().unwrap();
+    assert!(link.ends_with("/api/environments/prod-backend"), "{link}");
+    let line = format!("[critical] prod-backend: deploy.failed opened: {reason} ({link})");
+    assert_eq!(b["text"], line.as_str());
+    let slack = got.iter().find(|g| g.path == "/slack").unwrap();
+    assert_eq!(slack.body, serde_json::json!({ "text": line }));
+    let discord = got.iter().find(|g| g.path == "/discord").unwrap();
+    assert_eq!(discord.body, serde_json::json!({ "content": line }));
+
+    // Still failing on the next run: the incident is open, nothing is sent again.
+    let out = output(tether(tmp.path(), &args, &sim_env(&sim))).await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert_eq!(
+        sink.got.lock().unwrap().len(),
+        3,
+        "never a message every pass"
+    );
+
+    // The fix: a good commit. One resolve message per receiver.
+    let f = m.join("backend/deployments.yaml");
+    let t = std::fs::read_to_string(&f).unwrap();
+    std::fs::write(
+        &f,
+        t.replacen(bad, "5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f", 1),
+    )
+    .unwrap();
+    let out = output(tether(tmp.path(), &args, &sim_env(&sim))).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let got = sink.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 6, "{got:?}");
+    let resolved = got[3..].iter().find(|g| g.path == "/hook").unwrap();
+    assert_eq!(resolved.body["events"][0]["phase"], "resolved");
+    assert_eq!(resolved.body["events"][0]["type"], "deploy.failed");
+    // The HMAC key never appears in what was sent.
+    for g in &got {
+        assert!(!text(&g.raw).contains(HMAC_KEY));
+    }
+    // `tether events` lists both.
+    let out = output(tether(
+        tmp.path(),
+        &["events", "--state-dir", "state", "--env", "prod-backend"],
+        &[],
+    ))
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listed = text(&out.stdout);
+    assert!(listed.contains("deploy.failed opened"), "{listed}");
+    assert!(listed.contains("deploy.failed resolved"), "{listed}");
+}
+
+fn receivers_for(addr: SocketAddr) -> Receivers {
+    let spec = format!(
+        "apiVersion: tether.dev/v1\nkind: Alert\nmetadata: {{name: all}}\nspec:\n  receivers: [{{webhook: {{url: \"http://{addr}/hook\"}}}}]\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.yaml"), spec).unwrap();
+    let fp = tether::secret::Fingerprinter::from_seed(b"t");
+    let d = tether::manifest::load(
+        dir.path(),
+        &tether::manifest::SecretContext {
+            keyring: None,
+            fingerprinter: &fp,
+            key_source: "t",
+            decrypt: tether::manifest::Decrypt::All,
+        },
+    )
+    .unwrap();
+    Receivers::of(&d)
+}
+
+fn quick() -> WorkerConfig {
+    WorkerConfig {
+        retry_base: Duration::from_millis(20),
+        min_interval: Duration::ZERO,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn a_receiver_that_answers_500_three_times_gets_the_message_once() {
+    let (addr, sink) = receiver().await;
+    *sink.fail_first.lock().unwrap() = 3;
+    let store = tether::store::Store::temporary();
+    let n = Notifier::new(store, Duration::ZERO, None);
+    n.set_receivers(receivers_for(addr));
+    n.test("all", chrono::Utc::now()).unwrap();
+    let mut w = n.worker(quick());
+    for _ in 0..200 {
+        w.deliver_due().await.unwrap();
+        if n.stats().pending == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(sink.got.lock().unwrap().len(), 1);
+    let s = n.stats();
+    assert_eq!((s.delivered, s.retried, s.failed, s.pending), (1, 3, 0, 0));
+}
+
+#[tokio::test]
+async fn a_message_queued_before_a_restart_is_delivered_once_after_it() {
+    let (addr, sink) = receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = tether::store::Store::open(dir.path()).unwrap();
+        let n = Notifier::new(store.clone(), Duration::ZERO, None);
+        n.set_receivers(receivers_for(addr));
+        n.test("all", chrono::Utc::now()).unwrap();
+        store.flush().unwrap();
+        // The process ends here, before any worker ran.
+    }
+    let store = tether::store::Store::open(dir.path()).unwrap();
+    let n = Notifier::new(store, Duration::ZERO, None);
+    n.set_receivers(receivers_for(addr));
+    assert_eq!(n.stats().pending, 1);
+    let mut w = n.worker(quick());
+    w.deliver_due().await.unwrap();
+    w.deliver_due().await.unwrap();
+    assert_eq!(sink.got.lock().unwrap().len(), 1);
+    assert_eq!(n.stats().pending, 0);
+}
