@@ -288,3 +288,190 @@ async fn a_message_queued_before_a_restart_is_delivered_once_after_it() {
     assert_eq!(sink.got.lock().unwrap().len(), 1);
     assert_eq!(n.stats().pending, 0);
 }
+
+/// aiosmtpd (scripts/install-test-deps installs it) on a free loopback port, writing to a
+/// maildir; killed on drop.
+struct Smtp {
+    child: std::process::Child,
+    port: u16,
+    maildir: tempfile::TempDir,
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn smtp() -> Smtp {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let maildir = tempfile::tempdir().unwrap();
+    let child = Command::new("python3")
+        .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+        .args(["-c", "aiosmtpd.handlers.Mailbox"])
+        .arg(maildir.path().join("mail"))
+        .spawn()
+        .expect("python3 with aiosmtpd (scripts/install-test-deps installs it)");
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Smtp {
+                child,
+                port,
+                maildir,
+            };
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("aiosmtpd did not start on port {port}");
+}
+
+#[tokio::test]
+async fn an_email_receiver_gets_one_message_with_the_summary() {
+    let server = tokio::task::spawn_blocking(smtp).await.unwrap();
+    let spec = format!(
+        "apiVersion: tether.dev/v1\nkind: Alert\nmetadata: {{name: mail}}\nspec:\n  summary: \"{{severity}}: {{reason}}\"\n  receivers:\n    - email: {{smtp: \"127.0.0.1:{}\", from: tether@example.com, to: [ops@example.com, oncall@example.com], insecure: true}}\n",
+        server.port
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.yaml"), spec).unwrap();
+    let fp = tether::secret::Fingerprinter::from_seed(b"t");
+    let d = tether::manifest::load(
+        dir.path(),
+        &tether::manifest::SecretContext {
+            keyring: None,
+            fingerprinter: &fp,
+            key_source: "t",
+            decrypt: tether::manifest::Decrypt::All,
+        },
+    )
+    .unwrap();
+    let n = Notifier::new(tether::store::Store::temporary(), Duration::ZERO, None);
+    n.set_receivers(Receivers::of(&d));
+    n.test("mail", chrono::Utc::now()).unwrap();
+    let mut w = n.worker(quick());
+    w.deliver_due().await.unwrap();
+    let s = n.stats();
+    assert_eq!((s.delivered, s.failed), (1, 0), "{:?}", s.last_failure);
+    let new = server.maildir.path().join("mail/new");
+    let files: Vec<_> = std::fs::read_dir(&new).unwrap().collect();
+    assert_eq!(files.len(), 1, "one message for both addresses");
+    let mail = std::fs::read_to_string(files[0].as_ref().unwrap().path()).unwrap();
+    assert!(
+        mail.contains("Subject: info: a test of alert mail's receivers"),
+        "{mail}"
+    );
+    assert!(
+        mail.contains("To: ops@example.com, oncall@example.com"),
+        "{mail}"
+    );
+    assert!(mail.contains("From: tether@example.com"), "{mail}");
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git");
+    assert!(out.status.success(), "git {args:?}: {}", text(&out.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_applied_commit_gets_pending_then_failure_then_success_on_github() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = tmp.path().join("m");
+    copy_dir(&root().join("examples/vocilia"), &m);
+    git(&m, &["init", "-q", "-b", "main"]);
+    git(&m, &["add", "-A"]);
+    git(&m, &["commit", "-qm", "vocilia"]);
+    git(
+        &m,
+        &[
+            "remote",
+            "add",
+            "origin",
+            "git@github.com:acme/manifests.git",
+        ],
+    );
+    let sha1 = tether::manifest::load::git_commit(&m).unwrap();
+    let (addr, github) = receiver().await;
+    let desired = support::harness::World::vocilia_desired();
+    let sim = Simulator::start(
+        "127.0.0.1:0".parse().unwrap(),
+        SimConfig {
+            timings: fast(),
+            ..Default::default()
+        },
+        Seed::from_desired(&desired),
+    )
+    .await
+    .unwrap();
+    let bad = "4f2c9a1e8b7d6c5a4f3e2d1c0b9a8f7e6d5c4b3a";
+    sim.fail_commit(bad);
+    let mut env = sim_env(&sim);
+    env.push(("GITHUB_TOKEN", "ghs_test".into()));
+    env.push(("GITHUB_API_URL", format!("http://{addr}")));
+    let args = once_args("60s", &["--follow", "50ms"]);
+    let out = output(tether(tmp.path(), &args, &env)).await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let states = |sha: &str| -> Vec<(String, String)> {
+        github
+            .got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|g| g.path == format!("/repos/acme/manifests/statuses/{sha}"))
+            .map(|g| {
+                assert_eq!(g.headers["authorization"], "Bearer ghs_test");
+                assert_eq!(g.body["context"], "tether");
+                (
+                    g.body["state"].as_str().unwrap().to_string(),
+                    g.body["description"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let first = states(&sha1);
+    assert_eq!(
+        first.first().map(|s| s.0.as_str()),
+        Some("pending"),
+        "{first:?}"
+    );
+    let last = first.last().unwrap();
+    assert_eq!(last.0, "failure", "{first:?}");
+    assert!(
+        last.1
+            .starts_with("1 Stalled: prod-backend deployment/prod-backend"),
+        "{first:?}"
+    );
+    // The fix, committed: its commit goes pending, then success.
+    let f = m.join("backend/deployments.yaml");
+    let t = std::fs::read_to_string(&f).unwrap();
+    std::fs::write(
+        &f,
+        t.replacen(bad, "5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f", 1),
+    )
+    .unwrap();
+    git(&m, &["commit", "-qam", "fix"]);
+    let sha2 = tether::manifest::load::git_commit(&m).unwrap();
+    let out = output(tether(tmp.path(), &args, &env)).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let second = states(&sha2);
+    assert_eq!(
+        second.first().map(|s| s.0.as_str()),
+        Some("pending"),
+        "{second:?}"
+    );
+    assert_eq!(
+        second.last().map(|s| s.0.as_str()),
+        Some("success"),
+        "{second:?}"
+    );
+    assert_eq!(states(&sha1), first, "the old commit is left as it was");
+}

@@ -1,9 +1,10 @@
 //! The daemon's side of alerts: a notifier fed after every status write, its delivery task,
-//! and a bounded flush of the outbox before the process ends.
+//! commit statuses on GitHub, and a bounded flush of both before the process ends.
 
 use std::time::Duration;
 
 use crate::manifest::DesiredState;
+use crate::notify::commit::{self, GitHub, Poster};
 use crate::notify::{Notifier, Receivers, WorkerConfig};
 use crate::status::{EnvStatus, Index};
 use crate::store::Store;
@@ -32,23 +33,42 @@ impl Default for AlertConfig {
 pub struct Alerts {
     pub notifier: Notifier,
     task: tokio::task::JoinHandle<()>,
+    /// Commit statuses on GitHub, when the manifests are a checkout of a GitHub repository
+    /// and GITHUB_TOKEN is set.
+    commit: Option<Poster>,
 }
 
 impl Alerts {
-    pub fn start(store: &Store, cfg: &AlertConfig, listen: Option<std::net::SocketAddr>) -> Alerts {
+    pub fn start(
+        store: &Store,
+        cfg: &AlertConfig,
+        manifests: &std::path::Path,
+        listen: Option<std::net::SocketAddr>,
+    ) -> Alerts {
         let link = cfg
             .status_url
             .clone()
             .or_else(|| listen.map(|a| format!("http://{a}")));
-        let notifier = Notifier::new(store.clone(), cfg.window, link);
+        let notifier = Notifier::new(store.clone(), cfg.window, link.clone());
         let task = tokio::spawn(notifier.worker(cfg.worker.clone()).run());
-        Alerts { notifier, task }
+        let commit = GitHub::detect(manifests, |k| std::env::var(k).ok()).map(|gh| {
+            tracing::info!("commit status: on, for {}/{}", gh.owner, gh.repo);
+            Poster::start(gh, store.clone(), link, cfg.worker.retry_base)
+        });
+        Alerts {
+            notifier,
+            task,
+            commit,
+        }
     }
 
     /// After a status write: the alerts in force, then the incidents that opened or resolved.
     pub fn after_status(&self, desired: Option<&DesiredState>, status: &(Index, Vec<EnvStatus>)) {
         if let Some(d) = desired {
             self.notifier.set_receivers(Receivers::of(d));
+        }
+        if let (Some(p), Some(s)) = (&self.commit, commit::of(&status.0, &status.1)) {
+            p.update(s);
         }
         match self
             .notifier
@@ -79,7 +99,8 @@ impl Alerts {
             return;
         }
         while tokio::time::Instant::now() < until {
-            match self.notifier.stats().pending {
+            let statuses = self.commit.as_ref().map(|p| p.pending()).unwrap_or(0);
+            match self.notifier.stats().pending + statuses {
                 0 => return,
                 _ => tokio::time::sleep(Duration::from_millis(20)).await,
             }

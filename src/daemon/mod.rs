@@ -227,7 +227,7 @@ pub async fn run(
         tracing::info!("serving the status page, /metrics and /api/status on http://{bound}");
         bound_at = Some(bound);
     }
-    let alerts = Alerts::start(&store, &cfg.alerts, bound_at);
+    let alerts = Alerts::start(&store, &cfg.alerts, &cfg.manifests, bound_at);
     let publish = |server: &crate::server::Server,
                    rec: &Reconciler,
                    status: Option<(crate::status::Index, Vec<crate::status::EnvStatus>)>,

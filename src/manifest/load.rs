@@ -165,12 +165,18 @@ pub fn revision(dir: &Path, files: &[ManifestFile]) -> Revision {
 /// Reads HEAD of the git checkout containing `dir` (following a `.git` file to a worktree's
 /// git dir, as git-sync lays them out). No git binary needed.
 pub fn git_commit(dir: &Path) -> Option<String> {
+    let (gitdir, common) = git_dirs(dir)?;
+    read_head(&gitdir, &common)
+}
+
+/// The git dir and the common dir of the checkout containing `dir`.
+fn git_dirs(dir: &Path) -> Option<(PathBuf, PathBuf)> {
     let dir = std::fs::canonicalize(dir).ok()?;
     let mut cur = Some(dir.as_path());
     while let Some(d) = cur {
         let dotgit = d.join(".git");
         if dotgit.is_dir() {
-            return read_head(&dotgit, &dotgit);
+            return Some((dotgit.clone(), dotgit));
         }
         if dotgit.is_file() {
             let text = std::fs::read_to_string(&dotgit).ok()?;
@@ -179,9 +185,28 @@ pub fn git_commit(dir: &Path) -> Option<String> {
             let common = std::fs::read_to_string(gitdir.join("commondir"))
                 .map(|c| gitdir.join(c.trim()))
                 .unwrap_or_else(|_| gitdir.clone());
-            return read_head(&gitdir, &common);
+            return Some((gitdir, common));
         }
         cur = d.parent();
+    }
+    None
+}
+
+/// The URL of the `origin` remote of the checkout containing `dir`, read from its config.
+pub fn git_origin(dir: &Path) -> Option<String> {
+    let (_, common) = git_dirs(dir)?;
+    let config = std::fs::read_to_string(common.join("config")).ok()?;
+    let mut in_origin = false;
+    for line in config.lines() {
+        let l = line.trim();
+        if l.starts_with('[') {
+            in_origin = l.replace(' ', "") == "[remote\"origin\"]";
+        } else if in_origin
+            && let Some((k, v)) = l.split_once('=')
+            && k.trim() == "url"
+        {
+            return Some(v.trim().to_string());
+        }
     }
     None
 }

@@ -1,6 +1,8 @@
 //! Alerts that reach people: incidents read from status open and resolve once each, are routed
 //! by the `Alert` manifests to receivers, and wait in a store-backed outbox until delivered.
 
+pub mod commit;
+mod email;
 pub mod incident;
 pub mod outbox;
 pub mod route;

@@ -82,9 +82,7 @@ pub async fn send(
             };
             (url, key, w.headers.clone())
         }
-        Which::Email(_) => {
-            return Sent::GiveUp("email receivers are not implemented yet".into());
-        }
+        Which::Email(e) => return super::email::send(e, receivers, alert, d).await,
     };
     let body =
         serde_json::to_vec(&route::body(receiver.kind(), alert, &d.events)).expect("serializable");
