@@ -311,7 +311,7 @@ fn smtp() -> Smtp {
         .unwrap()
         .port();
     let maildir = tempfile::tempdir().unwrap();
-    let child = Command::new("python3")
+    let mut child = Command::new("python3")
         .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
         .args(["-c", "aiosmtpd.handlers.Mailbox"])
         .arg(maildir.path().join("mail"))
@@ -327,6 +327,8 @@ fn smtp() -> Smtp {
         }
         std::thread::sleep(Duration::from_millis(25));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("aiosmtpd did not start on port {port}");
 }
 
