@@ -184,6 +184,11 @@ async fn a_failed_production_deploy_opens_once_and_its_fix_resolves_once() {
         3,
         "never a message every pass"
     );
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("status/index.json")).unwrap())
+            .unwrap();
+    assert_eq!(index["alerts"]["delivered"], 3, "{}", index["alerts"]);
+    assert_eq!(index["alerts"]["pending"], 0);
 
     // The fix: a good commit. One resolve message per receiver.
     let f = m.join("backend/deployments.yaml");
@@ -476,4 +481,84 @@ async fn the_applied_commit_gets_pending_then_failure_then_success_on_github() {
         "{second:?}"
     );
     assert_eq!(states(&sha1), first, "the old commit is left as it was");
+}
+
+/// prod-backend's status with its monitor healthy or down.
+fn status_with_monitor(down: bool) -> (tether::status::Index, Vec<tether::status::EnvStatus>) {
+    let (state, status, reason) = if down {
+        ("stalled", "False", "Critical")
+    } else {
+        ("ready", "True", "Healthy")
+    };
+    let env: tether::status::EnvStatus = serde_json::from_value(serde_json::json!({
+        "schemaVersion": 1, "environment": "prod-backend", "platform": "railway",
+        "app": "backend", "type": "production", "active": true, "state": state,
+        "conditions": [], "notices": [], "deployments": [],
+        "resources": [{"kind": "monitor", "name": "prod-backend", "state": state,
+            "synced": true, "conditions": [{"type": "Ready", "status": status,
+            "reason": reason, "message": "503 Service Unavailable",
+            "lastTransitionTime": "2026-12-24T22:00:00Z"}]}]
+    }))
+    .unwrap();
+    let index: tether::status::Index = serde_json::from_value(serde_json::json!({
+        "schemaVersion": 1, "generatedAt": "2026-12-24T22:00:00Z",
+        "manifests": {"valid": true}, "summary": {"resources": 1, "ready": 0,
+        "reconciling": 0, "stalled": 1}, "environments": [], "firstPassDone": true
+    }))
+    .unwrap();
+    (index, vec![env])
+}
+
+#[tokio::test]
+async fn a_monitor_down_for_two_minutes_inside_a_maintenance_window_sends_nothing() {
+    let (addr, _sink) = receiver().await;
+    let mut receivers = receivers_for(addr);
+    receivers
+        .labels
+        .insert("prod-backend".into(), Default::default());
+    let window: tether::manifest::MaintenanceWindow = tether::manifest::yaml::from_str(
+        "{from: \"2026-12-24T22:00:00Z\", to: \"2026-12-25T02:00:00Z\"}",
+    )
+    .unwrap();
+    receivers.maintenance.insert(
+        ("prod-backend".into(), "monitor/prod-backend".into()),
+        vec![window],
+    );
+    let at = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+    let run = |times: [&str; 3]| {
+        let n = Notifier::new(tether::store::Store::temporary(), Duration::ZERO, None);
+        n.set_receivers(receivers.clone());
+        let mut events = Vec::new();
+        for (i, t) in times.iter().enumerate() {
+            let (index, envs) = status_with_monitor(i < 2);
+            events.extend(n.after_pass(&index, &envs, at(t)).unwrap());
+        }
+        (events, n.stats().pending)
+    };
+    // Down at 22:30 and 22:31, up at 22:32: inside the window, nothing.
+    let (events, pending) = run([
+        "2026-12-24T22:30:00Z",
+        "2026-12-24T22:31:00Z",
+        "2026-12-24T22:32:00Z",
+    ]);
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(pending, 0);
+    // The same two minutes the next evening: one down, one recovery.
+    let (events, pending) = run([
+        "2026-12-25T22:30:00Z",
+        "2026-12-25T22:31:00Z",
+        "2026-12-25T22:32:00Z",
+    ]);
+    let seen: Vec<(String, &str)> = events
+        .iter()
+        .map(|e| (e.event.clone(), e.phase.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("monitor.down".to_string(), "opened"),
+            ("monitor.down".to_string(), "resolved")
+        ]
+    );
+    assert_eq!(pending, 2, "one message each (the window is zero)");
 }

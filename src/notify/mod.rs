@@ -16,7 +16,6 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
 use crate::manifest::{AlertSeverity, AlertSpec, DesiredState, Resource};
 use crate::secret::SecretValue;
@@ -40,6 +39,9 @@ pub struct Receivers {
     pub secrets: BTreeMap<String, SecretValue>,
     /// Environment name → labels, for routing.
     pub labels: BTreeMap<String, BTreeMap<String, String>>,
+    /// `(environment, monitor/NAME)` → the monitor's maintenance windows: no incident of a
+    /// monitor opens while it is in one.
+    pub maintenance: BTreeMap<(String, String), Vec<crate::manifest::MaintenanceWindow>>,
 }
 
 impl Receivers {
@@ -48,26 +50,29 @@ impl Receivers {
             alerts: d.alerts.clone(),
             secrets: d.alert_secrets.clone(),
             labels: crate::manifest::alerts::labels(d),
+            maintenance: d
+                .monitors
+                .values()
+                .filter(|m| !m.spec.maintenance_windows.is_empty())
+                .map(|m| {
+                    (
+                        (
+                            m.spec.environment.clone(),
+                            format!("monitor/{}", m.meta.name),
+                        ),
+                        m.spec.maintenance_windows.clone(),
+                    )
+                })
+                .collect(),
         }
     }
 }
 
-/// Counts for status and `/metrics`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DeliveryStats {
-    pub delivered: u64,
-    /// Attempts that will be tried again.
-    pub retried: u64,
-    /// Messages given up on.
-    pub failed: u64,
-    /// Messages waiting in the outbox.
-    pub pending: usize,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_failure: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_failure_at: Option<DateTime<Utc>>,
-}
+/// Counts for status and `/metrics` (kept in the store as `meta/alert-deliveries`).
+pub type DeliveryStats = crate::status::AlertDeliveries;
+
+/// Where the counts are kept.
+pub(crate) const STATS_KEY: &str = "alert-deliveries";
 
 /// Turns each pass's status into events and queues them for the receivers.
 #[derive(Clone)]
@@ -85,6 +90,11 @@ pub struct Notifier {
 
 impl Notifier {
     pub fn new(store: Store, window: std::time::Duration, link_base: Option<String>) -> Self {
+        let stats = store
+            .get::<DeliveryStats>(trees::META, STATS_KEY)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         Notifier {
             outbox: outbox::Outbox::new(store.clone()),
             store,
@@ -92,7 +102,7 @@ impl Notifier {
             link_base,
             receivers: Default::default(),
             wake: Default::default(),
-            stats: Default::default(),
+            stats: Arc::new(Mutex::new(stats)),
         }
     }
 
@@ -110,6 +120,7 @@ impl Notifier {
     /// The worker that delivers what this notifier queues.
     pub fn worker(&self, cfg: WorkerConfig) -> Worker {
         Worker::new(
+            self.store.clone(),
             self.outbox.clone(),
             self.receivers.clone(),
             self.wake.clone(),
@@ -139,6 +150,24 @@ impl Notifier {
             .scan::<Incident>(trees::INCIDENTS, "")?
             .into_iter()
             .collect();
+        // A monitor in a maintenance window opens nothing (one already open stays open).
+        let minute = crate::monitor::uptime::minute_of_ms(now.timestamp_millis());
+        let maintenance = self
+            .receivers
+            .lock()
+            .expect("receivers")
+            .maintenance
+            .clone();
+        open.retain(|i| {
+            let key = (
+                i.environment.clone().unwrap_or_default(),
+                i.resource.clone(),
+            );
+            let quiet = maintenance
+                .get(&key)
+                .is_some_and(|w| crate::monitor::uptime::in_maintenance(w, minute));
+            !quiet || before.contains_key(&i.key())
+        });
         let (mut events, keep) =
             incident::diff(&before, open, now, || ulid::Ulid::new().to_string());
         if keep != before {

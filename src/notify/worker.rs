@@ -39,6 +39,7 @@ impl Default for WorkerConfig {
 
 /// Delivers the outbox.
 pub struct Worker {
+    store: crate::store::Store,
     outbox: Outbox,
     receivers: Arc<Mutex<Receivers>>,
     wake: Arc<tokio::sync::Notify>,
@@ -50,6 +51,7 @@ pub struct Worker {
 
 impl Worker {
     pub(super) fn new(
+        store: crate::store::Store,
         outbox: Outbox,
         receivers: Arc<Mutex<Receivers>>,
         wake: Arc<tokio::sync::Notify>,
@@ -57,6 +59,7 @@ impl Worker {
         cfg: WorkerConfig,
     ) -> Worker {
         Worker {
+            store,
             outbox,
             receivers,
             wake,
@@ -109,6 +112,10 @@ impl Worker {
             };
             self.last_sent.insert(slot, tokio::time::Instant::now());
             self.settle(d, outcome)?;
+            let mut stats = self.stats.lock().expect("stats").clone();
+            stats.pending = self.outbox.all()?.len();
+            self.store
+                .put(crate::store::trees::META, super::STATS_KEY, &stats)?;
         }
         Ok(())
     }

@@ -110,6 +110,7 @@ pub(super) fn build(r: &Reconciler) -> (Index, Vec<EnvStatus>) {
             first_pass_done: r.first_pass_done,
             rate_limits: Default::default(),
             events: Default::default(),
+            alerts: None,
         };
         return (index, envs);
     };
@@ -498,6 +499,11 @@ pub(super) fn build(r: &Reconciler) -> (Index, Vec<EnvStatus>) {
         environments: summaries,
         first_pass_done: r.first_pass_done,
         events: suspend::latest(&r.store, suspend::EVENTS_SHOWN).unwrap_or_default(),
+        alerts: r
+            .store
+            .get::<crate::status::AlertDeliveries>(crate::store::trees::META, "alert-deliveries")
+            .ok()
+            .flatten(),
         rate_limits: r
             .api_stats()
             .into_iter()

@@ -24,6 +24,8 @@
 //! | `tether_backup_last_success_age_seconds` | `policy`, `environment` | age of the last completed backup |
 //! | `tether_backup_alert` | `policy`, `environment` | 1 while a backup is missing or failed |
 //! | `tether_deployment_info` | `environment`, `commit`, `status` | the last deployment |
+//! | `tether_alert_deliveries_total` | `result` | alert messages `delivered`, `retried` (an attempt to try again) and `failed` (given up) |
+//! | `tether_alert_outbox_messages` | | alert messages waiting for delivery |
 //!
 //! Label values are only names (of environments, monitors, domains, policies, platforms), a
 //! state, or a commit: never a variable's value.
@@ -195,7 +197,37 @@ pub fn families(snap: &Snapshot, now: DateTime<Utc>) -> Vec<Family> {
         let label = |p: &String| vec![("platform", p.clone())];
         snap.api.iter().map(|(p, c)| (label(p), f(c))).collect()
     };
+    let deliveries = snap.index.as_ref().and_then(|i| i.alerts.clone());
     let mut out = vec![
+        family(
+            "tether_alert_deliveries",
+            "Alert messages: delivered, retried (attempts to try again) and failed (given up).",
+            C,
+        )
+        .with(
+            deliveries
+                .iter()
+                .flat_map(|d| {
+                    [
+                        ("delivered", d.delivered),
+                        ("retried", d.retried),
+                        ("failed", d.failed),
+                    ]
+                })
+                .map(|(r, n)| (vec![("result", r.to_string())], int(n)))
+                .collect(),
+        ),
+        family(
+            "tether_alert_outbox_messages",
+            "Alert messages waiting for delivery.",
+            G,
+        )
+        .with(
+            deliveries
+                .iter()
+                .map(|d| (Labels::new(), int(d.pending)))
+                .collect(),
+        ),
         family(
             "tether_ready",
             "1 once the first reconcile pass finished.",

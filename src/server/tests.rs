@@ -152,6 +152,13 @@ fn snapshot() -> Snapshot {
         first_pass_done: true,
         rate_limits: Default::default(),
         events: Default::default(),
+        alerts: Some(crate::status::AlertDeliveries {
+            delivered: 5,
+            retried: 2,
+            failed: 1,
+            pending: 3,
+            ..Default::default()
+        }),
     };
     let api = [(
         "railway".to_string(),
@@ -245,6 +252,9 @@ fn metrics_come_from_the_snapshot() {
         "tether_certificate_days_left{domain=\"api.example.com\",environment=\"prod-backend\"} 21",
         "tether_backup_alert{policy=\"prod-db\",environment=\"prod-backend\"} 1",
         "tether_deployment_info{environment=\"prod-backend\",commit=\"4f2c9a1e8b7d6c5a4f3e2d1c0b9a8f7e6d5c4b3a\",status=\"success\"} 1",
+        "tether_alert_deliveries_total{result=\"delivered\"} 5",
+        "tether_alert_deliveries_total{result=\"failed\"} 1",
+        "tether_alert_outbox_messages 3",
     ] {
         assert!(text.contains(line), "{line} missing from\n{text}");
     }

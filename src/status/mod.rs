@@ -202,6 +202,9 @@ pub struct Index {
     /// The latest operator actions, newest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<Event>,
+    /// Alert deliveries, once any was queued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<AlertDeliveries>,
 }
 
 /// An operator's action through the control API (or the CLI when no daemon ran), as status
@@ -224,6 +227,24 @@ pub struct Event {
 pub struct Suspension {
     pub at: DateTime<Utc>,
     pub by: String,
+}
+
+/// Alert deliveries since the state directory was made, in `index.json` (written by the
+/// notifier to the store, read when status is built).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertDeliveries {
+    pub delivered: u64,
+    /// Attempts that will be tried again.
+    pub retried: u64,
+    /// Messages given up on.
+    pub failed: u64,
+    /// Messages waiting in the outbox.
+    pub pending: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure_at: Option<DateTime<Utc>>,
 }
 
 /// One platform's rate-limit waits, in `index.json`.
