@@ -19,6 +19,7 @@ use tether::secret::{encrypt, parse_recipients};
 use tether::simulate::{Seed, SimConfig, Simulator};
 
 const HMAC_KEY: &str = "whk_test_5d1e8c";
+const CANARY: &str = "canary-alert-4c1f9e2b";
 const PROD: &str = "age1clyxyw7feckat2hjj34zuqj4sqrq4lqxtlx8n829qdm9rk9tva9q36f9nm";
 
 /// One request a receiver got.
@@ -122,7 +123,8 @@ async fn a_failed_production_deploy_opens_once_and_its_fix_resolves_once() {
     let m = tmp.path().join("m");
     copy_dir(&root().join("examples/vocilia"), &m);
     let (addr, sink) = receiver().await;
-    std::fs::write(m.join("alerts.yaml"), alert_yaml(addr)).unwrap();
+    // In place of the example's production alert: the same name, local receivers.
+    std::fs::write(m.join("alerts/production.yaml"), alert_yaml(addr)).unwrap();
     let desired = support::harness::World::vocilia_desired();
     let sim = Simulator::start(
         "127.0.0.1:0".parse().unwrap(),
@@ -136,6 +138,23 @@ async fn a_failed_production_deploy_opens_once_and_its_fix_resolves_once() {
     .unwrap();
     let bad = "4f2c9a1e8b7d6c5a4f3e2d1c0b9a8f7e6d5c4b3a";
     sim.fail_commit(bad);
+    // A canary secret in the failing environment, searched for in every body below.
+    let mut set = tether(
+        tmp.path(),
+        &[
+            "secret",
+            "set",
+            "prod-backend",
+            "ALERT_CANARY",
+            "--manifests",
+            "m",
+        ],
+        &[],
+    );
+    set.stdin(std::process::Stdio::piped());
+    let mut child = set.spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), CANARY.as_bytes()).unwrap();
+    assert!(child.wait().unwrap().success());
     let args = once_args("60s", &["--follow", "50ms", "--alert-window", "0s"]);
     let out = output(tether(tmp.path(), &args, &sim_env(&sim))).await;
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
@@ -205,9 +224,18 @@ async fn a_failed_production_deploy_opens_once_and_its_fix_resolves_once() {
     let resolved = got[3..].iter().find(|g| g.path == "/hook").unwrap();
     assert_eq!(resolved.body["events"][0]["phase"], "resolved");
     assert_eq!(resolved.body["events"][0]["type"], "deploy.failed");
-    // The HMAC key never appears in what was sent.
+    // Neither the HMAC key nor a secret of the environment appears in what was sent.
     for g in &got {
-        assert!(!text(&g.raw).contains(HMAC_KEY));
+        for needle in [HMAC_KEY, CANARY] {
+            assert!(!text(&g.raw).contains(needle), "{needle} in {}", g.path);
+            assert!(
+                g.headers
+                    .values()
+                    .all(|v| !v.to_str().unwrap_or("").contains(needle)),
+                "{needle} in the headers of {}",
+                g.path
+            );
+        }
     }
     // `tether events` lists both.
     let out = output(tether(

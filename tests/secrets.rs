@@ -205,7 +205,7 @@ fn set_reveal_and_rotate_keep_the_files_comments_and_order() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout).trim(),
-        "re-encrypted 27 of 27 secrets in 6 files to their rules' recipients"
+        "re-encrypted 30 of 30 secrets in 8 files to their rules' recipients"
     );
     assert_ne!(
         before,
@@ -271,7 +271,7 @@ fn validate_names_missing_wrong_and_corrupted_keys() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(
         text(&out.stdout).contains(&format!(
-            "\n25 secrets not decrypted (no identity in TETHER_AGE_KEY_FILE ({}) opens them)",
+            "\n28 secrets not decrypted (no identity in TETHER_AGE_KEY_FILE ({}) opens them)",
             other.display()
         )),
         "{}",

@@ -136,8 +136,9 @@ fn a_secret_encrypted_to_another_rules_recipients_is_a_warning_naming_file_key_a
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["warnings"][0]["path"], "spec.entries.DATABASE_URL");
     assert_eq!(v["warnings"][0]["line"], 15);
-    // The eight other production secrets; the staging identity opens the misplaced one.
-    assert_eq!(v["notDecrypted"], 8);
+    // The eight other production secrets and production's two alert secrets; the staging
+    // identity opens the misplaced one.
+    assert_eq!(v["notDecrypted"], 10);
 }
 
 #[test]
@@ -160,7 +161,7 @@ fn updatekeys_moves_production_secrets_to_a_new_key_keeping_values_and_layout() 
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout).trim(),
-        "re-encrypted 0 of 25 secrets in 0 files to their rules' recipients; 25 already match"
+        "re-encrypted 0 of 28 secrets in 0 files to their rules' recipients; 28 already match"
     );
     // The production rule gets a new key.
     let new_key = tmp.path().join("new-prod.txt");
@@ -209,6 +210,19 @@ fn updatekeys_moves_production_secrets_to_a_new_key_keeping_values_and_layout() 
     assert_eq!(
         text(&out.stdout).trim(),
         "re-encrypted 9 of 9 secrets in 6 files to their rules' recipients"
+    );
+    // Production's alert receivers belong to no environment: without a selector, the
+    // production identity moves them too, and nothing else needs a key.
+    let out = tether(
+        tmp.path(),
+        &["secret", "updatekeys", "--manifests", "m"],
+        &[&prod_key()],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout).trim(),
+        "re-encrypted 2 of 28 secrets in 1 files to their rules' recipients; 26 already match"
     );
     // The value is the same; the new identity opens it, the old one no longer does.
     let after = reveal(tmp.path(), "prod-backend", "DATABASE_URL", &[&new_key]);
@@ -334,7 +348,7 @@ fn an_ssh_ed25519_key_is_a_recipient_and_an_identity() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout).trim(),
-        "re-encrypted 9 of 25 secrets in 6 files to their rules' recipients; 16 already match"
+        "re-encrypted 11 of 28 secrets in 7 files to their rules' recipients; 17 already match"
     );
     // The SSH key alone reveals a production secret, and so does the age tool with it.
     let out = reveal(

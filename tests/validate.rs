@@ -55,7 +55,7 @@ fn validation_needs_no_key_unless_asked_to_decrypt() {
     let said = text(&out.stdout);
     assert!(
         said.contains(
-            "\n25 secrets not decrypted (no age identity): their ciphertexts are well-formed;"
+            "\n28 secrets not decrypted (no age identity): their ciphertexts are well-formed;"
         ),
         "{said}"
     );

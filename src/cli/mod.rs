@@ -52,7 +52,10 @@ Environment:
                           secret stores; used together with TETHER_AGE_KEY_FILE
   RAILWAY_TOKEN, VERCEL_TOKEN, SUPABASE_ACCESS_TOKEN   platform tokens
   RAILWAY_API_URL, VERCEL_API_URL, SUPABASE_API_URL    override the platforms' base URLs
-  VERCEL_TEAM_ID          Vercel team to act in";
+  VERCEL_TEAM_ID          Vercel team to act in
+  GITHUB_TOKEN            set commit statuses on the applied commit (manifests in a
+                          checkout of a GitHub repository); GITHUB_API_URL and
+                          GITHUB_SERVER_URL for GitHub Enterprise";
 
 /// tether keeps Railway, Vercel and Supabase converged to a folder of YAML manifests.
 #[derive(Debug, Parser)]

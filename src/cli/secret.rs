@@ -312,6 +312,24 @@ fn secrets_in(docs: &[(PathBuf, usize, yaml::Value)]) -> Vec<Found> {
                     push(format!("spec.entries.{k}.secret"), ct);
                 }
             }
+        } else if is_kind(v, "Alert") {
+            let receivers = v
+                .get("spec")
+                .and_then(|s| s.get("receivers"))
+                .and_then(|r| r.as_sequence());
+            for (i, r) in receivers.into_iter().flatten().enumerate() {
+                for (kind, fields) in r.as_mapping().into_iter().flatten() {
+                    for (field, val) in fields.as_mapping().into_iter().flatten() {
+                        if let (Some(kind), Some(field), Some(ct)) = (
+                            kind.as_str(),
+                            field.as_str(),
+                            val.get("secret").and_then(|s| s.as_str()),
+                        ) {
+                            push(format!("spec.receivers[{i}].{kind}.{field}.secret"), ct);
+                        }
+                    }
+                }
+            }
         } else if is_kind(v, "BackupPolicy")
             && let Some(ct) = v
                 .get("spec")

@@ -91,8 +91,9 @@ impl Alerts {
         }
     }
 
-    /// Sends what waits (grouping windows cut short) for at most `bound`, so a `--once` run or
-    /// a stop does not leave its last messages behind; what is left is sent after a restart.
+    /// Tries what waits once (grouping windows cut short), for at most `bound`, so a `--once`
+    /// run or a stop does not leave its last messages behind; retries, and anything left, are
+    /// sent after a restart.
     pub async fn flush(&self, bound: Duration) {
         let until = tokio::time::Instant::now() + bound;
         if self.notifier.send_now().is_err() {
@@ -100,14 +101,14 @@ impl Alerts {
         }
         while tokio::time::Instant::now() < until {
             let statuses = self.commit.as_ref().map(|p| p.pending()).unwrap_or(0);
-            match self.notifier.stats().pending + statuses {
+            match self.notifier.untried() + statuses {
                 0 => return,
                 _ => tokio::time::sleep(Duration::from_millis(20)).await,
             }
         }
         tracing::warn!(
-            "alerts: {} message(s) still waiting after {} s; they are sent after a restart",
-            self.notifier.stats().pending,
+            "alerts: {} message(s) not tried within {} s; they are sent after a restart",
+            self.notifier.untried(),
             bound.as_secs()
         );
     }

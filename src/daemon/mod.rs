@@ -227,7 +227,16 @@ pub async fn run(
         tracing::info!("serving the status page, /metrics and /api/status on http://{bound}");
         bound_at = Some(bound);
     }
-    let alerts = Alerts::start(&store, &cfg.alerts, &cfg.manifests, bound_at);
+    let mut alert_cfg = cfg.alerts.clone();
+    if let Some(sim) = &simulator {
+        // Simulated platforms, simulated receivers: messages go to the simulator.
+        alert_cfg.worker.redirect = Some(format!("http://{}", sim.addr));
+        tracing::info!(
+            "alerts go to the simulator under --simulate: GET http://{}/__sim/alerts",
+            sim.addr
+        );
+    }
+    let alerts = Alerts::start(&store, &alert_cfg, &cfg.manifests, bound_at);
     let publish = |server: &crate::server::Server,
                    rec: &Reconciler,
                    status: Option<(crate::status::Index, Vec<crate::status::EnvStatus>)>,

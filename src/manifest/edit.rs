@@ -115,8 +115,8 @@ pub fn set_entry_secret(
     Ok(out)
 }
 
-/// Replaces the ciphertext of an existing secret at `path` (`spec.entries.KEY.secret` or
-/// `spec.databaseUrl.secret`).
+/// Replaces the ciphertext of an existing secret at `path` (`spec.entries.KEY.secret`,
+/// `spec.databaseUrl.secret`, `spec.receivers[0].slack.url.secret`).
 pub fn replace_secret(
     text: &str,
     doc: usize,
@@ -147,7 +147,15 @@ fn check(text: &str, doc: usize, path: &[&str], ciphertext: &str) -> Result<(), 
         .map_err(|e| EditError::Check(format!("{} ({})", path.join("."), e.message)))?;
     let mut v = &docs.get(doc).ok_or(EditError::NoDocument(doc))?.value;
     for p in path {
-        v = v.get(*p).ok_or_else(|| EditError::Check(path.join(".")))?;
+        // `receivers[0]`: a key, then an item of the sequence under it.
+        let (key, item) = match p.split_once('[') {
+            Some((k, i)) => (k, i.trim_end_matches(']').parse::<usize>().ok()),
+            None => (*p, None),
+        };
+        v = v.get(key).ok_or_else(|| EditError::Check(path.join(".")))?;
+        if let Some(i) = item {
+            v = v.get(i).ok_or_else(|| EditError::Check(path.join(".")))?;
+        }
     }
     if v.as_str().map(str::trim) == Some(ciphertext.trim()) {
         Ok(())

@@ -221,6 +221,14 @@ impl Notifier {
         Ok(e)
     }
 
+    /// Messages not yet tried once.
+    pub fn untried(&self) -> usize {
+        self.outbox
+            .all()
+            .map(|a| a.iter().filter(|d| d.attempts == 0).count())
+            .unwrap_or_default()
+    }
+
     /// Makes every waiting message due now (ending grouping windows), and wakes the worker.
     pub fn send_now(&self) -> Result<(), NotifyError> {
         let now = Utc::now();

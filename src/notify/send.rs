@@ -138,6 +138,49 @@ pub async fn send(
     }
 }
 
+/// Under `--simulate`: the message goes to the simulator, which keeps it (`GET /__sim/alerts`),
+/// instead of to a real receiver.
+pub async fn to_simulator(
+    client: &reqwest::Client,
+    base: &str,
+    alert: &Resource<AlertSpec>,
+    d: &Delivery,
+) -> Sent {
+    let kind = alert
+        .spec
+        .receivers
+        .get(d.receiver)
+        .map(|r| r.kind())
+        .unwrap_or("receiver");
+    let body = match kind {
+        "email" => serde_json::json!({ "kind": kind, "text": route::text(&alert.spec, &d.events) }),
+        _ => serde_json::json!({ "kind": kind, "body": route::body(kind, alert, &d.events) }),
+    };
+    let url = format!(
+        "{}/__sim/alerts/{}/{}",
+        base.trim_end_matches('/'),
+        alert.meta.name,
+        d.receiver
+    );
+    match client
+        .post(url)
+        .timeout(ATTEMPT_TIMEOUT)
+        .json(&body)
+        .send()
+        .await
+    {
+        Ok(r) if r.status().is_success() => Sent::Delivered,
+        Ok(r) => Sent::Retry {
+            why: format!("the simulator answered {}", r.status()),
+            after: None,
+        },
+        Err(_) => Sent::Retry {
+            why: "the simulator could not be reached".into(),
+            after: None,
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

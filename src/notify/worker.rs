@@ -24,6 +24,9 @@ pub struct WorkerConfig {
     pub max_attempts: u32,
     /// At most one message per receiver this often.
     pub min_interval: Duration,
+    /// Under `--simulate`: the simulator's base URL, where every message goes instead of to
+    /// its receiver (`/__sim/alerts`).
+    pub redirect: Option<String>,
 }
 
 impl Default for WorkerConfig {
@@ -33,6 +36,7 @@ impl Default for WorkerConfig {
             retry_max: Duration::from_secs(600),
             max_attempts: 12,
             min_interval: Duration::from_secs(1),
+            redirect: None,
         }
     }
 }
@@ -108,7 +112,10 @@ impl Worker {
             let receivers = self.receivers.lock().expect("receivers").clone();
             let outcome = match receivers.alerts.get(&d.alert) {
                 None => Sent::GiveUp(format!("alert {} is no longer in the manifests", d.alert)),
-                Some(alert) => send(&self.client, &receivers, alert, &d).await,
+                Some(alert) => match &self.cfg.redirect {
+                    Some(base) => super::send::to_simulator(&self.client, base, alert, &d).await,
+                    None => send(&self.client, &receivers, alert, &d).await,
+                },
             };
             self.last_sent.insert(slot, tokio::time::Instant::now());
             self.settle(d, outcome)?;

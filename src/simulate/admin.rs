@@ -1,4 +1,5 @@
-//! The control API under `/__sim`: state, request log, faults, clock and commit marks.
+//! The control API under `/__sim`: state, request log, faults, clock, commit marks, and the
+//! alert messages a daemon under `--simulate` sends here.
 
 use std::time::Duration;
 
@@ -66,6 +67,17 @@ pub(crate) fn admin(inner: &Inner, method: &Method, rest: &str, bytes: &Bytes) -
                 None => bad("expected {\"seconds\": <non-negative number>}".into()),
             }
         }
+        // Alert messages of a daemon under --simulate: kept (the last 200) and listed.
+        ("POST", ["alerts", alert, receiver]) => {
+            let body = serde_json::from_slice::<Value>(bytes).unwrap_or(Value::Null);
+            shared
+                .alerts
+                .push(json!({ "alert": alert, "receiver": receiver, "body": body }));
+            let extra = shared.alerts.len().saturating_sub(200);
+            shared.alerts.drain(..extra);
+            Reply::empty(204)
+        }
+        ("GET", ["alerts"]) => Reply::ok(Value::Array(shared.alerts.clone())),
         ("POST", ["commits", sha, "fail"]) => {
             shared.state.failing_commits.insert((*sha).to_string());
             Reply::empty(204)

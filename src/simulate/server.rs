@@ -43,6 +43,8 @@ pub(crate) struct Shared {
     pub clock: Clock,
     pub requests: Vec<RecordedRequest>,
     pub apps: HashMap<String, AppBehavior>,
+    /// Alert messages a daemon under `--simulate` sent here instead of to its receivers.
+    pub alerts: Vec<Value>,
     rng: StdRng,
     /// Per platform and scope: the start of the current rate-limit window (ms since the epoch) and the
     /// requests counted in it.
@@ -246,6 +248,7 @@ pub(crate) async fn start(
             requests: Vec::new(),
             apps: HashMap::new(),
             windows: HashMap::new(),
+            alerts: Vec::new(),
         }),
     });
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
