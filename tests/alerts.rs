@@ -248,6 +248,10 @@ async fn a_failed_production_deploy_opens_once_and_its_fix_resolves_once() {
     let listed = text(&out.stdout);
     assert!(listed.contains("deploy.failed opened"), "{listed}");
     assert!(listed.contains("deploy.failed resolved"), "{listed}");
+    // One-off events are recorded too (from the second run on: a state directory's first
+    // pass only learns what is there): the fix's deployment started and went live.
+    assert!(listed.contains("deploy.started once"), "{listed}");
+    assert!(listed.contains("deploy.succeeded once"), "{listed}");
 }
 
 fn receivers_for(addr: SocketAddr) -> Receivers {

@@ -27,7 +27,13 @@ pub const EVENTS: &[(&str, &str)] = &[
         "converge.refused",
         "a pass refused to delete more than the blast-radius cap",
     ),
+    ("deploy.started", "a deployment started"),
+    ("deploy.succeeded", "a deployment is live"),
     ("deploy.failed", "a deployment failed"),
+    (
+        "drift.corrected",
+        "a value changed outside tether was put back",
+    ),
     (
         "deploy.health_gate_failed",
         "a deployment failed its health gate",

@@ -3,6 +3,7 @@
 
 pub mod commit;
 mod email;
+pub mod happening;
 pub mod incident;
 pub mod outbox;
 pub mod route;
@@ -174,6 +175,24 @@ impl Notifier {
             self.store.remove_prefix(trees::INCIDENTS, "")?;
             for (k, i) in &keep {
                 self.store.put(trees::INCIDENTS, k, i)?;
+            }
+        }
+        // One-off events; a state directory's first pass only learns what is there.
+        let seen: happening::Seen = self
+            .store
+            .scan::<String>(trees::ALERT_SEEN, "")?
+            .into_iter()
+            .collect();
+        let (once, next) = happening::since(envs, &seen, now, || ulid::Ulid::new().to_string());
+        if self.store.get::<bool>(trees::META, "alert-seen")?.is_some() {
+            events.extend(once);
+        } else {
+            self.store.put(trees::META, "alert-seen", &true)?;
+        }
+        if next != seen {
+            self.store.remove_prefix(trees::ALERT_SEEN, "")?;
+            for (k, v) in &next {
+                self.store.put(trees::ALERT_SEEN, k, v)?;
             }
         }
         for e in &mut events {

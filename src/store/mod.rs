@@ -45,6 +45,8 @@ pub mod trees {
     pub const OUTBOX: &str = "outbox";
     /// The incidents open at the last pass.
     pub const INCIDENTS: &str = "incidents";
+    /// What one-off alert events were already sent for (deployments, drift).
+    pub const ALERT_SEEN: &str = "alert-seen";
     /// Alert events, the last 1,000.
     pub const ALERT_EVENTS: &str = "alert-events";
 }
