@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::incident::{AlertEvent, Phase};
+use super::incident::AlertEvent;
 use crate::manifest::alerts::event_matches;
 use crate::manifest::select::Selector;
 use crate::manifest::{AlertSpec, Resource};
@@ -109,6 +109,7 @@ fn truncate(s: &str, max: usize) -> String {
 mod tests {
     use super::*;
     use crate::manifest::AlertSeverity;
+    use crate::notify::Phase;
 
     fn spec(yaml: &str) -> AlertSpec {
         crate::manifest::yaml::from_str(yaml).unwrap()
@@ -169,6 +170,12 @@ mod tests {
         assert!(
             !carries(&a, &none, &labels),
             "no environment: only alerts without a selector"
+        );
+        let mut once = ev("prod", "deploy.succeeded", AlertSeverity::Info);
+        once.phase = Phase::Once;
+        assert!(
+            !carries(&a, &once, &labels),
+            "one-off events are routed like the others"
         );
         assert_eq!(
             summary(&a, &ev("prod", "deploy.failed", AlertSeverity::Critical)),
