@@ -594,3 +594,56 @@ async fn a_monitor_down_for_two_minutes_inside_a_maintenance_window_sends_nothin
     );
     assert_eq!(pending, 2, "one message each (the window is zero)");
 }
+
+#[tokio::test]
+async fn events_within_the_window_go_in_one_message_and_a_receiver_gets_one_a_second() {
+    let (addr, sink) = receiver().await;
+    let n = Notifier::new(
+        tether::store::Store::temporary(),
+        Duration::from_secs(10),
+        None,
+    );
+    let mut receivers = receivers_for(addr);
+    receivers
+        .labels
+        .insert("prod-backend".into(), Default::default());
+    n.set_receivers(receivers);
+    let now = chrono::Utc::now();
+    // Down, then up a moment later: both within the 10 s window.
+    for (i, down) in [true, false].into_iter().enumerate() {
+        let (index, envs) = status_with_monitor(down);
+        let at = now + chrono::Duration::seconds(i as i64);
+        assert_eq!(n.after_pass(&index, &envs, at).unwrap().len(), 1);
+    }
+    let mut w = n.worker(WorkerConfig {
+        min_interval: Duration::from_secs(3600),
+        ..quick()
+    });
+    w.deliver_due().await.unwrap();
+    assert!(
+        sink.got.lock().unwrap().is_empty(),
+        "the window is still open"
+    );
+    n.send_now().unwrap();
+    w.deliver_due().await.unwrap();
+    let got = sink.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 1);
+    let phases: Vec<&str> = got[0].body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["phase"].as_str().unwrap())
+        .collect();
+    assert_eq!(phases, ["opened", "resolved"]);
+    // A third event right after: the receiver was sent to less than `min_interval` ago.
+    let (index, envs) = status_with_monitor(true);
+    n.after_pass(&index, &envs, chrono::Utc::now()).unwrap();
+    n.send_now().unwrap();
+    w.deliver_due().await.unwrap();
+    assert_eq!(
+        sink.got.lock().unwrap().len(),
+        1,
+        "held back by the per-receiver limit"
+    );
+    assert_eq!(n.stats().pending, 1);
+}

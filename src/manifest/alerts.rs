@@ -65,9 +65,29 @@ pub const EVENTS: &[(&str, &str)] = &[
     ),
     (
         "monitor.down",
-        "a monitor is critical (down under the downtime rules, or an SLO breached)",
+        "a monitor is critical and its latest check failed (its SLOs are events of their own)",
     ),
     ("monitor.warning", "a monitor crossed a warning threshold"),
+    (
+        "slo.uptime",
+        "a monitor's monthly uptime is under its objective (maintenance excluded)",
+    ),
+    (
+        "slo.p95",
+        "a monitor's 5-minute p95 is at or over its objective",
+    ),
+    (
+        "slo.mean",
+        "a monitor's 5-minute mean is at or over its objective",
+    ),
+    (
+        "slo.error_rate",
+        "a monitor's hourly error rate is at or over its objective",
+    ),
+    (
+        "slo.burn_rate",
+        "a monitor's error budget burns fast (over the last hour and 5 minutes)",
+    ),
     ("test", "`tether alerts test`"),
 ];
 

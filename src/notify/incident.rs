@@ -132,10 +132,12 @@ pub fn of_env(st: &EnvStatus, now: DateTime<Utc>) -> Vec<Incident> {
             ("certificate", State::Stalled, "IssuanceStuck") => {
                 Some(("certificate.stuck", AlertSeverity::Warning))
             }
-            ("monitor", State::Ready, "Warning") => {
-                Some(("monitor.warning", AlertSeverity::Warning))
+            ("monitor", _, _) => {
+                for (event, severity, why) in monitor(r.detail.as_ref(), r.state, reason.0) {
+                    push(event, severity, resource.clone(), &why);
+                }
+                None
             }
-            ("monitor", State::Stalled, _) => Some(("monitor.down", AlertSeverity::Critical)),
             ("deployment", State::Stalled, "HealthGateFailed") => {
                 Some(("deploy.health_gate_failed", AlertSeverity::Critical))
             }
@@ -155,6 +157,88 @@ pub fn of_env(st: &EnvStatus, now: DateTime<Utc>) -> Vec<Incident> {
         }
     }
     out
+}
+
+/// A monitor's incidents: down (its latest check failed while it is critical), a warning,
+/// and each SLO it breaches, as the monitor's summary (the resource's detail) states them.
+fn monitor(
+    detail: Option<&serde_json::Value>,
+    state: State,
+    reason: &str,
+) -> Vec<(&'static str, AlertSeverity, String)> {
+    let mut out = Vec::new();
+    let alerts = detail
+        .and_then(|d| d.get("alerts"))
+        .and_then(|a| a.as_array())
+        .cloned()
+        .unwrap_or_default();
+    for a in &alerts {
+        let (event, severity) = match a.get("kind").and_then(|k| k.as_str()) {
+            Some("uptime") => ("slo.uptime", AlertSeverity::Critical),
+            Some("p95") => ("slo.p95", AlertSeverity::Warning),
+            Some("mean") => ("slo.mean", AlertSeverity::Warning),
+            Some("errorRate") => ("slo.error_rate", AlertSeverity::Warning),
+            _ => continue,
+        };
+        let why = a
+            .get("message")
+            .and_then(|m| m.as_str())
+            .unwrap_or_default();
+        out.push((event, severity, why.to_string()));
+    }
+    let latest = detail
+        .and_then(|d| d.pointer("/latest/outcome/kind"))
+        .and_then(|k| k.as_str());
+    let failing = latest.is_some_and(|k| k != "ok");
+    if state == State::Stalled && (failing || alerts.is_empty()) {
+        let why = detail
+            .and_then(|d| d.pointer("/latest/outcome"))
+            .map(|o| format!("the latest check failed ({o})"))
+            .unwrap_or_else(|| "the monitor is critical".into());
+        out.push(("monitor.down", AlertSeverity::Critical, why));
+    } else if reason == "Warning" && alerts.is_empty() {
+        out.push((
+            "monitor.warning",
+            AlertSeverity::Warning,
+            "a warning threshold is crossed".into(),
+        ));
+    }
+    out
+}
+
+/// The SRE workbook's fast burn of a monitor's error budget: the share of failed checks over
+/// the last hour and the last 5 minutes, each against the budget the uptime objective leaves
+/// (99.5 %: 0.5 %). Both at 14.4 times the budget or more is critical (2 % of a 30-day budget
+/// in an hour); both at 6 times or more is a warning (the workbook's second tier, read over
+/// the same two windows).
+pub fn burn_rate(
+    detail: &serde_json::Value,
+    objective_percent: f64,
+) -> Option<(AlertSeverity, String)> {
+    let budget = (100.0 - objective_percent) / 100.0;
+    if budget <= 0.0 {
+        return None;
+    }
+    let ratio = |w: &str| -> Option<f64> {
+        let checks = detail.pointer(&format!("/{w}/checks"))?.as_f64()?;
+        let failed = detail.pointer(&format!("/{w}/failed"))?.as_f64()?;
+        (checks > 0.0).then(|| failed / checks)
+    };
+    let (hour, five) = (ratio("lastHour")? / budget, ratio("last5Minutes")? / budget);
+    let burn = hour.min(five);
+    let severity = if burn >= 14.4 {
+        AlertSeverity::Critical
+    } else if burn >= 6.0 {
+        AlertSeverity::Warning
+    } else {
+        return None;
+    };
+    Some((
+        severity,
+        format!(
+            "the error budget of a {objective_percent} % objective burns {hour:.1}× over the last hour and {five:.1}× over the last 5 minutes"
+        ),
+    ))
 }
 
 /// The incident of an invalid manifest folder, if it is invalid.
@@ -221,6 +305,43 @@ fn event(i: &Incident, phase: Phase, at: DateTime<Utc>, id: String) -> AlertEven
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_budget_burning_fast_is_critical_and_slower_a_warning() {
+        let d = |h: (u32, u32), f: (u32, u32)| {
+            serde_json::json!({"lastHour": {"checks": h.0, "failed": h.1},
+                "last5Minutes": {"checks": f.0, "failed": f.1}})
+        };
+        // 10 % of the hour and a third of 5 minutes failed: 20× and 66× a 0.5 % budget.
+        let (s, why) = burn_rate(&d((100, 10), (30, 10)), 99.5).unwrap();
+        assert_eq!(s, AlertSeverity::Critical);
+        assert!(
+            why.contains("burns 20.0× over the last hour and 66.7× over the last 5 minutes"),
+            "{why}"
+        );
+        assert_eq!(
+            burn_rate(&d((100, 4), (30, 3)), 99.5).unwrap().0,
+            AlertSeverity::Warning
+        );
+        // A burst in the last 5 minutes alone, or a slow burn, is not a page.
+        assert_eq!(burn_rate(&d((100, 1), (30, 30)), 99.5), None);
+        assert_eq!(burn_rate(&d((0, 0), (0, 0)), 99.5), None);
+    }
+
+    #[test]
+    fn a_monitor_breaching_an_slo_is_not_down_while_its_checks_pass() {
+        let slo = serde_json::json!({"alerts": [{"kind": "p95", "message": "p95 3 s"}],
+            "latest": {"outcome": {"kind": "ok"}}});
+        let got = monitor(Some(&slo), State::Stalled, "Critical");
+        assert_eq!(
+            got,
+            vec![("slo.p95", AlertSeverity::Warning, "p95 3 s".to_string())]
+        );
+        let down = serde_json::json!({"alerts": [], "latest": {"outcome": {"kind": "status", "code": 503}}});
+        let got = monitor(Some(&down), State::Stalled, "Critical");
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].0, "monitor.down");
+    }
 
     fn inc(env: &str, event: &str) -> Incident {
         Incident {

@@ -43,6 +43,8 @@ pub struct Receivers {
     /// `(environment, monitor/NAME)` → the monitor's maintenance windows: no incident of a
     /// monitor opens while it is in one.
     pub maintenance: BTreeMap<(String, String), Vec<crate::manifest::MaintenanceWindow>>,
+    /// `(environment, monitor/NAME)` → the monthly uptime objective (percent), for burn rates.
+    pub objectives: BTreeMap<(String, String), f64>,
 }
 
 impl Receivers {
@@ -62,6 +64,19 @@ impl Receivers {
                             format!("monitor/{}", m.meta.name),
                         ),
                         m.spec.maintenance_windows.clone(),
+                    )
+                })
+                .collect(),
+            objectives: d
+                .monitors
+                .values()
+                .map(|m| {
+                    (
+                        (
+                            m.spec.environment.clone(),
+                            format!("monitor/{}", m.meta.name),
+                        ),
+                        m.spec.slo.uptime,
                     )
                 })
                 .collect(),
@@ -139,6 +154,26 @@ impl Notifier {
         now: DateTime<Utc>,
     ) -> Result<Vec<AlertEvent>, NotifyError> {
         let mut open: Vec<Incident> = envs.iter().flat_map(|e| incident::of_env(e, now)).collect();
+        let objectives = self.receivers.lock().expect("receivers").objectives.clone();
+        for e in envs {
+            for r in e.resources.iter().filter(|r| r.kind == "monitor") {
+                let resource = format!("monitor/{}", r.name);
+                let key = (e.environment.clone(), resource.clone());
+                let (Some(objective), Some(detail)) = (objectives.get(&key), &r.detail) else {
+                    continue;
+                };
+                if let Some((severity, reason)) = incident::burn_rate(detail, *objective) {
+                    open.push(Incident {
+                        event: "slo.burn_rate".into(),
+                        severity,
+                        environment: Some(e.environment.clone()),
+                        resource,
+                        reason,
+                        since: now,
+                    });
+                }
+            }
+        }
         let errors: Vec<String> = index
             .manifests
             .errors
