@@ -74,6 +74,15 @@ async fn receiver() -> (SocketAddr, Sink) {
 fn alert_yaml(addr: SocketAddr) -> String {
     let key = encrypt(HMAC_KEY, &parse_recipients(&[PROD.into()]).unwrap()).unwrap();
     let pad: String = key.lines().map(|l| format!("            {l}\n")).collect();
+    let auth = encrypt(
+        "Bearer hook-token-77",
+        &parse_recipients(&[PROD.into()]).unwrap(),
+    )
+    .unwrap();
+    let auth: String = auth
+        .lines()
+        .map(|l| format!("              {l}\n"))
+        .collect();
     format!(
         "apiVersion: tether.dev/v1
 kind: Alert
@@ -85,8 +94,11 @@ spec:
   receivers:
     - webhook:
         url: http://{addr}/hook
-        headers: {{X-Team: platform}}
-        hmacKey:
+        headers:
+          X-Team: platform
+          Authorization:
+            secret: |
+{auth}        hmacKey:
           secret: |
 {pad}    - slack:
         url: http://{addr}/slack
@@ -172,6 +184,7 @@ async fn a_failed_production_deploy_opens_once_and_its_fix_resolves_once() {
         tether::notify::send::signature(HMAC_KEY.as_bytes(), &hook.raw)
     );
     assert_eq!(hook.headers["x-team"], "platform");
+    assert_eq!(hook.headers["authorization"], "Bearer hook-token-77");
     assert!(!hook.headers["x-tether-delivery"].is_empty());
     let b = &hook.body;
     assert_eq!(b["version"], "tether.dev/v1");

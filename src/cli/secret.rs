@@ -320,12 +320,21 @@ fn secrets_in(docs: &[(PathBuf, usize, yaml::Value)]) -> Vec<Found> {
             for (i, r) in receivers.into_iter().flatten().enumerate() {
                 for (kind, fields) in r.as_mapping().into_iter().flatten() {
                     for (field, val) in fields.as_mapping().into_iter().flatten() {
-                        if let (Some(kind), Some(field), Some(ct)) = (
-                            kind.as_str(),
-                            field.as_str(),
-                            val.get("secret").and_then(|s| s.as_str()),
-                        ) {
-                            push(format!("spec.receivers[{i}].{kind}.{field}.secret"), ct);
+                        let (Some(kind), Some(field)) = (kind.as_str(), field.as_str()) else {
+                            continue;
+                        };
+                        // A webhook's headers are one level deeper.
+                        let nested: Vec<(String, &yaml::Value)> = if field == "headers" {
+                            let m = val.as_mapping().into_iter().flatten();
+                            m.filter_map(|(n, v)| Some((format!("headers.{}", n.as_str()?), v)))
+                                .collect()
+                        } else {
+                            vec![(field.to_string(), val)]
+                        };
+                        for (field, val) in nested {
+                            if let Some(ct) = val.get("secret").and_then(|s| s.as_str()) {
+                                push(format!("spec.receivers[{i}].{kind}.{field}.secret"), ct);
+                            }
                         }
                     }
                 }

@@ -201,17 +201,18 @@ pub const PLACEHOLDERS: &[&str] = &[
 ];
 
 /// The secret fields of a receiver: (field path under the receiver, value).
-pub fn secret_fields(r: &Receiver) -> Vec<(&'static str, &ValueSource)> {
+pub fn secret_fields(r: &Receiver) -> Vec<(String, &ValueSource)> {
     match r.which() {
-        Some(Which::Slack(u) | Which::Discord(u)) => vec![("url", &u.url)],
+        Some(Which::Slack(u) | Which::Discord(u)) => vec![("url".into(), &u.url)],
         Some(Which::Webhook(w)) => {
-            let mut v = vec![("url", &w.url)];
+            let mut v = vec![("url".to_string(), &w.url)];
             if let Some(k) = &w.hmac_key {
-                v.push(("hmacKey", k));
+                v.push(("hmacKey".into(), k));
             }
+            v.extend(w.headers.iter().map(|(n, h)| (format!("headers.{n}"), h)));
             v
         }
-        Some(Which::Email(e)) => e.password.iter().map(|p| ("password", p)).collect(),
+        Some(Which::Email(e)) => e.password.iter().map(|p| ("password".into(), p)).collect(),
         None => Vec::new(),
     }
 }
@@ -253,7 +254,10 @@ pub(super) fn collect(
             for (field, value) in secret_fields(rec) {
                 let path = format!("spec.receivers[{i}].{}.{field}", rec.kind());
                 match value {
-                    ValueSource::Plain(_) if field == "url" && rec.kind() == "webhook" => {}
+                    // A webhook's URL and headers may well be plain.
+                    ValueSource::Plain(_)
+                        if rec.kind() == "webhook"
+                            && (field == "url" || field.starts_with("headers.")) => {}
                     ValueSource::Plain(_) => summary.warnings.push(d.error(
                         &path,
                         format!("alert {}'s {field} is a plain string: encrypt it with age ({{secret: …}}) unless the receiver is local", r.meta.name),
@@ -272,7 +276,7 @@ pub(super) fn collect(
                         match open(ct, &site, secrets, rules, summary) {
                             Ok(v) => {
                                 st.alert_secrets
-                                    .insert(secret_key(&r.meta.name, i, field), v);
+                                    .insert(secret_key(&r.meta.name, i, &field), v);
                             }
                             Err(m) => errs.push(d.error(&path, m)),
                         }

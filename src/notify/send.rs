@@ -93,7 +93,16 @@ pub async fn send(
         .header("user-agent", concat!("tether/", env!("CARGO_PKG_VERSION")))
         .header("x-tether-delivery", &d.id);
     for (k, v) in &headers {
-        req = req.header(k.as_str(), v.as_str());
+        let Some(v) = value_of(
+            &receivers.secrets,
+            name,
+            d.receiver,
+            &format!("headers.{k}"),
+            v,
+        ) else {
+            return missing(&format!("header {k}"));
+        };
+        req = req.header(k.as_str(), v.expose());
     }
     if let Some(k) = &key {
         req = req.header(

@@ -126,9 +126,9 @@ pub struct WebhookReceiver {
     /// Signs each body: `X-Tether-Signature: sha256=<hex HMAC-SHA256 of the body>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hmac_key: Option<ValueSource>,
-    /// Extra request headers.
+    /// Extra request headers; a value that carries a token takes `{secret: <age ciphertext>}`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub headers: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, ValueSource>,
 }
 
 /// Email over SMTP.
