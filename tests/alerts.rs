@@ -108,6 +108,21 @@ spec:
     )
 }
 
+/// The simulator, seeded with vocilia, with fast timings.
+async fn simulator() -> tether::simulate::SimHandle {
+    let desired = support::harness::World::vocilia_desired();
+    Simulator::start(
+        "127.0.0.1:0".parse().unwrap(),
+        SimConfig {
+            timings: fast(),
+            ..Default::default()
+        },
+        Seed::from_desired(&desired),
+    )
+    .await
+    .unwrap()
+}
+
 fn tether(dir: &Path, args: &[&str], env: &[(&'static str, String)]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_tether"));
     c.args(args)
@@ -137,17 +152,7 @@ async fn a_failed_production_deploy_opens_once_and_its_fix_resolves_once() {
     let (addr, sink) = receiver().await;
     // In place of the example's production alert: the same name, local receivers.
     std::fs::write(m.join("alerts/production.yaml"), alert_yaml(addr)).unwrap();
-    let desired = support::harness::World::vocilia_desired();
-    let sim = Simulator::start(
-        "127.0.0.1:0".parse().unwrap(),
-        SimConfig {
-            timings: fast(),
-            ..Default::default()
-        },
-        Seed::from_desired(&desired),
-    )
-    .await
-    .unwrap();
+    let sim = simulator().await;
     let bad = "4f2c9a1e8b7d6c5a4f3e2d1c0b9a8f7e6d5c4b3a";
     sim.fail_commit(bad);
     // A canary secret in the failing environment, searched for in every body below.
@@ -453,17 +458,7 @@ async fn the_applied_commit_gets_pending_then_failure_then_success_on_github() {
     );
     let sha1 = tether::manifest::load::git_commit(&m).unwrap();
     let (addr, github) = receiver().await;
-    let desired = support::harness::World::vocilia_desired();
-    let sim = Simulator::start(
-        "127.0.0.1:0".parse().unwrap(),
-        SimConfig {
-            timings: fast(),
-            ..Default::default()
-        },
-        Seed::from_desired(&desired),
-    )
-    .await
-    .unwrap();
+    let sim = simulator().await;
     let bad = "4f2c9a1e8b7d6c5a4f3e2d1c0b9a8f7e6d5c4b3a";
     sim.fail_commit(bad);
     let mut env = sim_env(&sim);

@@ -91,22 +91,7 @@ pub fn events(args: EventsArgs) -> Result<ExitCode, CliError> {
 
 /// The events as the daemon holding the state directory serves them; None when none runs.
 fn from_daemon(args: &EventsArgs) -> Result<Option<Vec<AlertEvent>>, CliError> {
-    let Some(client) = crate::control::client::Client::find(&args.state_dir, None, None)
-        .map_err(|e| CliError::Usage(e.to_string()))?
-    else {
-        return Ok(None);
-    };
-    let rt = tokio::runtime::Runtime::new().map_err(|source| CliError::Io {
-        what: "cannot start the async runtime".into(),
-        source,
-    })?;
-    match rt.block_on(client.get("/api/v1/events")) {
-        Ok(v) => serde_json::from_value(v["alerts"].clone())
-            .map(Some)
-            .map_err(|e| CliError::Usage(format!("the daemon answered an unreadable list: {e}"))),
-        // A socket left by a daemon that died: read the store.
-        Err(_) => Ok(None),
-    }
+    super::control::read_from_daemon(&args.state_dir, "/api/v1/events", "alerts")
 }
 
 pub fn run(global: &Global, cmd: AlertsCommand) -> Result<ExitCode, CliError> {

@@ -238,26 +238,11 @@ pub fn list(args: BackupsArgs) -> Result<ExitCode, CliError> {
 
 /// The records as the daemon holding the state directory serves them; None when none runs.
 fn from_daemon(args: &BackupsArgs) -> Result<Option<Vec<BackupRecord>>, CliError> {
-    let Some(client) = crate::control::client::Client::find(&args.state_dir, None, None)
-        .map_err(|e| CliError::Usage(e.to_string()))?
-    else {
-        return Ok(None);
-    };
-    let rt = tokio::runtime::Runtime::new().map_err(|source| CliError::Io {
-        what: "cannot start the async runtime".into(),
-        source,
-    })?;
     let path = match &args.environment {
         Some(e) => format!("/api/v1/backups?environment={e}"),
         None => "/api/v1/backups".into(),
     };
-    match rt.block_on(client.get(&path)) {
-        Ok(v) => serde_json::from_value(v["backups"].clone())
-            .map(Some)
-            .map_err(|e| CliError::Usage(format!("the daemon answered an unreadable list: {e}"))),
-        // A socket left by a daemon that died: read the store.
-        Err(_) => Ok(None),
-    }
+    super::control::read_from_daemon(&args.state_dir, &path, "backups")
 }
 
 /// The records as a table, newest first.

@@ -221,3 +221,27 @@ pub(super) fn print(output: Output, a: &Answer) {
         Output::Text => eprintln!("refused: {}", a.message),
     }
 }
+
+/// `field` of what the daemon holding `state_dir` answers to `GET path`; None when no daemon
+/// runs there (or its socket was left by one that died: the caller reads the store).
+pub(super) fn read_from_daemon<T: serde::de::DeserializeOwned>(
+    state_dir: &std::path::Path,
+    path: &str,
+    field: &str,
+) -> Result<Option<T>, CliError> {
+    let Some(client) = crate::control::client::Client::find(state_dir, None, None)
+        .map_err(|e| CliError::Usage(e.to_string()))?
+    else {
+        return Ok(None);
+    };
+    let rt = tokio::runtime::Runtime::new().map_err(|source| CliError::Io {
+        what: "cannot start the async runtime".into(),
+        source,
+    })?;
+    match rt.block_on(client.get(path)) {
+        Ok(v) => serde_json::from_value(v[field].clone())
+            .map(Some)
+            .map_err(|e| CliError::Usage(format!("the daemon answered an unreadable list: {e}"))),
+        Err(_) => Ok(None),
+    }
+}
