@@ -360,6 +360,25 @@ impl Drop for Smtp {
 }
 
 fn smtp() -> Smtp {
+    smtp_with(&[])
+}
+
+/// PEM of DER bytes.
+fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        lines.join("\n")
+    )
+}
+
+fn smtp_with(extra: &[&std::ffi::OsStr]) -> Smtp {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -368,6 +387,7 @@ fn smtp() -> Smtp {
     let maildir = tempfile::tempdir().unwrap();
     let mut child = Command::new("python3")
         .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+        .args(extra)
         .args(["-c", "aiosmtpd.handlers.Mailbox"])
         .arg(maildir.path().join("mail"))
         .spawn()
@@ -654,4 +674,76 @@ async fn events_within_the_window_go_in_one_message_and_a_receiver_gets_one_a_se
         "held back by the per-receiver limit"
     );
     assert_eq!(n.stats().pending, 1);
+}
+
+/// The email message an alert test sends through `server`, with `extra` receiver fields.
+async fn send_test_mail(host: &str, port: u16, extra: &str) -> tether::notify::DeliveryStats {
+    let spec = format!(
+        "apiVersion: tether.dev/v1\nkind: Alert\nmetadata: {{name: mail}}\nspec:\n  receivers:\n    - email: {{smtp: \"{host}:{port}\", from: tether@example.com, to: [ops@example.com]{extra}}}\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.yaml"), spec).unwrap();
+    let fp = tether::secret::Fingerprinter::from_seed(b"t");
+    let d = tether::manifest::load(
+        dir.path(),
+        &tether::manifest::SecretContext {
+            keyring: None,
+            fingerprinter: &fp,
+            key_source: "t",
+            decrypt: tether::manifest::Decrypt::All,
+        },
+    )
+    .unwrap();
+    let n = Notifier::new(tether::store::Store::temporary(), Duration::ZERO, None);
+    n.set_receivers(Receivers::of(&d));
+    n.test("mail", chrono::Utc::now()).unwrap();
+    n.worker(quick()).deliver_due().await.unwrap();
+    n.stats()
+}
+
+#[tokio::test]
+async fn email_goes_over_starttls_to_a_relay_whose_ca_is_given() {
+    let ca = support::tls::TestCa::new("tether test relay CA");
+    let now = support::tls::now();
+    let leaf = ca.issue(
+        &["localhost"],
+        now - chrono::Duration::days(1),
+        now + chrono::Duration::days(30),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (ca_pem, cert, key) = (
+        dir.path().join("ca.pem"),
+        dir.path().join("cert.pem"),
+        dir.path().join("key.pem"),
+    );
+    std::fs::write(&ca_pem, pem("CERTIFICATE", ca.cert.as_ref())).unwrap();
+    std::fs::write(&cert, pem("CERTIFICATE", leaf.cert.as_ref())).unwrap();
+    std::fs::write(&key, pem("PRIVATE KEY", leaf.key.secret_der())).unwrap();
+    // aiosmtpd requires STARTTLS before MAIL when given a certificate.
+    let args: Vec<std::ffi::OsString> = vec![
+        "--tlscert".into(),
+        cert.into_os_string(),
+        "--tlskey".into(),
+        key.into_os_string(),
+    ];
+    let server = tokio::task::spawn_blocking(move || {
+        let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+        smtp_with(&refs)
+    })
+    .await
+    .unwrap();
+    // Without the CA, the relay's certificate is not trusted: nothing is sent.
+    let s = send_test_mail("localhost", server.port, "").await;
+    assert_eq!(s.delivered, 0, "{s:?}");
+    let new = server.maildir.path().join("mail/new");
+    assert_eq!(std::fs::read_dir(&new).map(|d| d.count()).unwrap_or(0), 0);
+    // With it, the message goes over TLS.
+    let s = send_test_mail(
+        "localhost",
+        server.port,
+        &format!(", caFile: \"{}\"", ca_pem.display()),
+    )
+    .await;
+    assert_eq!((s.delivered, s.failed), (1, 0), "{s:?}");
+    assert_eq!(std::fs::read_dir(&new).unwrap().count(), 1);
 }

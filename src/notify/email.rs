@@ -3,6 +3,7 @@
 
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::Receivers;
@@ -11,6 +12,23 @@ use super::route;
 use super::send::{ATTEMPT_TIMEOUT, Sent};
 use crate::manifest::alerts::value_of;
 use crate::manifest::{AlertSpec, EmailReceiver, Resource};
+
+/// STARTTLS to `host`, trusting the public roots and the PEM certificates in `ca_file`.
+fn tls(host: &str, ca_file: Option<&std::path::Path>) -> Result<TlsParameters, String> {
+    let mut params = TlsParameters::builder(host.to_string());
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path)
+            .map_err(|e| format!("cannot read its caFile {}: {e}", path.display()))?;
+        let cert = Certificate::from_pem(&pem).map_err(|e| {
+            format!(
+                "its caFile {} is not a PEM certificate: {e}",
+                path.display()
+            )
+        })?;
+        params = params.add_root_certificate(cert);
+    }
+    params.build().map_err(|e| e.to_string())
+}
 
 /// Sends `d` as one email.
 pub async fn send(
@@ -28,12 +46,13 @@ pub async fn send(
     else {
         return Sent::GiveUp(format!("{what}: {:?} is not host:port", e.smtp));
     };
+    let builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host);
     let builder = if e.insecure {
-        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+        builder
     } else {
-        match AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host) {
-            Ok(b) => b,
-            Err(err) => return Sent::GiveUp(format!("{what}: {err}")),
+        match tls(host, e.ca_file.as_deref()) {
+            Ok(params) => builder.tls(Tls::Required(params)),
+            Err(why) => return Sent::GiveUp(format!("{what}: {why}")),
         }
     };
     let mut builder = builder.port(port).timeout(Some(ATTEMPT_TIMEOUT));

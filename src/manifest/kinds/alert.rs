@@ -144,6 +144,10 @@ pub struct EmailReceiver {
     pub username: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<ValueSource>,
+    /// A PEM file of certificate authorities to trust besides the public ones (a relay with
+    /// a private CA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<std::path::PathBuf>,
     /// Send without STARTTLS (a local relay or a test server only).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub insecure: bool,
