@@ -747,3 +747,50 @@ async fn email_goes_over_starttls_to_a_relay_whose_ca_is_given() {
     assert_eq!((s.delivered, s.failed), (1, 0), "{s:?}");
     assert_eq!(std::fs::read_dir(&new).unwrap().count(), 1);
 }
+
+#[test]
+fn validate_warns_about_a_secret_field_written_in_clear_and_names_bad_receivers() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("m");
+    std::fs::create_dir_all(&m).unwrap();
+    std::fs::write(
+        m.join("alerts.yaml"),
+        "apiVersion: tether.dev/v1\nkind: Alert\nmetadata: {name: team}\nspec:\n  receivers:\n    - slack: {url: \"https://hooks.slack.com/services/T0/B0/plain\"}\n    - webhook: {url: \"https://hooks.example.com/x\"}\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tether"))
+        .args(["validate", "m"])
+        .current_dir(dir.path())
+        .env_remove("TETHER_AGE_KEY_FILE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert_eq!(
+        err.trim(),
+        "warning: m/alerts.yaml:6:15: spec.receivers[0].slack.url: alert team's url is a plain string: encrypt it with age ({secret: …}) unless the receiver is local",
+        "one warning, for Slack's URL only"
+    );
+    std::fs::write(
+        m.join("alerts.yaml"),
+        "apiVersion: tether.dev/v1\nkind: Alert\nmetadata: {name: team}\nspec:\n  events: [deploy.exploded]\n  receivers:\n    - {slack: {url: \"http://a\"}, discord: {url: \"http://b\"}}\n    - email: {smtp: smtp.example.com, from: me, to: []}\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tether"))
+        .args(["validate", "m"])
+        .current_dir(dir.path())
+        .env_remove("TETHER_AGE_KEY_FILE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    for want in [
+        "m/alerts.yaml:5:12: spec.events[0]: \"deploy.exploded\" names no event (known: ",
+        "m/alerts.yaml:7:7: spec.receivers[0]: a receiver is exactly one of slack, discord, webhook or email",
+        "spec.receivers[1].email.smtp: \"smtp.example.com\" is not host:port",
+        "spec.receivers[1].email.to: an email receiver needs at least one address",
+        "spec.receivers[1].email.from: \"me\" is not an email address",
+    ] {
+        assert!(err.contains(want), "{want}\nin\n{err}");
+    }
+}
