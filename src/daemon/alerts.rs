@@ -80,7 +80,7 @@ impl Alerts {
                         event = %e.event,
                         phase = e.phase.as_str(),
                         environment = e.environment.as_deref().unwrap_or("-"),
-                        "alert: {} {} {}",
+                        "event {} {}: {}",
                         e.event,
                         e.phase.as_str(),
                         e.reason
