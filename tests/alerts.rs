@@ -8,12 +8,10 @@ mod support;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
 use support::harness::{copy_dir, fast, identity, once_args, root, sim_env};
+use support::sink::receiver;
 use tether::notify::{Notifier, Receivers, WorkerConfig};
 use tether::secret::{encrypt, parse_recipients};
 use tether::simulate::{Seed, SimConfig, Simulator};
@@ -21,55 +19,6 @@ use tether::simulate::{Seed, SimConfig, Simulator};
 const HMAC_KEY: &str = "whk_test_5d1e8c";
 const CANARY: &str = "canary-alert-4c1f9e2b";
 const PROD: &str = "age1clyxyw7feckat2hjj34zuqj4sqrq4lqxtlx8n829qdm9rk9tva9q36f9nm";
-
-/// One request a receiver got.
-#[derive(Debug, Clone)]
-struct Got {
-    path: String,
-    headers: HeaderMap,
-    body: serde_json::Value,
-    raw: Vec<u8>,
-}
-
-#[derive(Clone, Default)]
-struct Sink {
-    got: Arc<Mutex<Vec<Got>>>,
-    /// Answer 500 to this many requests first.
-    fail_first: Arc<Mutex<usize>>,
-}
-
-async fn hook(
-    State(s): State<Sink>,
-    uri: axum::http::Uri,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> StatusCode {
-    {
-        let mut f = s.fail_first.lock().unwrap();
-        if *f > 0 {
-            *f -= 1;
-            return StatusCode::INTERNAL_SERVER_ERROR;
-        }
-    }
-    s.got.lock().unwrap().push(Got {
-        path: uri.path().to_string(),
-        headers,
-        body: serde_json::from_slice(&body).unwrap_or_default(),
-        raw: body.to_vec(),
-    });
-    StatusCode::NO_CONTENT
-}
-
-async fn receiver() -> (SocketAddr, Sink) {
-    let sink = Sink::default();
-    let app = axum::Router::new()
-        .fallback(axum::routing::post(hook))
-        .with_state(sink.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (addr, sink)
-}
 
 fn alert_yaml(addr: SocketAddr) -> String {
     let key = encrypt(HMAC_KEY, &parse_recipients(&[PROD.into()]).unwrap()).unwrap();

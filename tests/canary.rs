@@ -83,6 +83,17 @@ async fn the_canary_appears_nowhere() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     copy_dir(&root().join("examples/vocilia"), &dir.join("m"));
+    // Every event of every environment goes to local Slack, Discord and webhook stand-ins,
+    // whose bodies and headers are searched too.
+    let (hooks, sink) = support::sink::receiver().await;
+    std::fs::remove_file(dir.join("m/alerts/staging.yaml")).unwrap();
+    std::fs::write(
+        dir.join("m/alerts/production.yaml"),
+        format!(
+            "apiVersion: tether.dev/v1\nkind: Alert\nmetadata: {{name: everything}}\nspec:\n  receivers:\n    - webhook: {{url: \"http://{hooks}/hook\", hmacKey: \"k\"}}\n    - slack: {{url: \"http://{hooks}/slack\"}}\n    - discord: {{url: \"http://{hooks}/discord\"}}\n"
+        ),
+    )
+    .unwrap();
     let mut captured: Vec<(String, Vec<u8>)> = Vec::new();
     let mut record = |name: &str, (code, out, err): (Option<i32>, Vec<u8>, Vec<u8>)| {
         captured.push((format!("{name} stdout"), out));
@@ -390,6 +401,23 @@ async fn the_canary_appears_nowhere() {
     );
     captured.push(("reveal stderr".into(), err));
 
+    let sent = sink.got.lock().unwrap().clone();
+    assert!(
+        sent.iter().any(|g| g.path == "/hook") && sent.len() >= 3,
+        "alerts were delivered: {} messages",
+        sent.len()
+    );
+    for g in sent {
+        let headers: Vec<u8> = g
+            .headers
+            .iter()
+            .flat_map(|(k, v)| [k.as_str().as_bytes(), b": ", v.as_bytes(), b"\n"].concat())
+            .collect();
+        captured.push((
+            format!("alert message to {}", g.path),
+            [g.raw, headers].concat(),
+        ));
+    }
     let mut files = Vec::new();
     walk(&dir.join("status"), &mut files);
     walk(&dir.join("state"), &mut files);

@@ -6,5 +6,6 @@ pub mod checks;
 pub mod dnsmasq;
 pub mod harness;
 pub mod postgres;
+pub mod sink;
 pub mod spec_check;
 pub mod tls;
