@@ -221,14 +221,12 @@ async fn a_failed_production_deploy_opens_once_and_its_fix_resolves_once() {
     assert!(listed.contains("deploy.succeeded once"), "{listed}");
 }
 
-fn receivers_for(addr: SocketAddr) -> Receivers {
-    let spec = format!(
-        "apiVersion: tether.dev/v1\nkind: Alert\nmetadata: {{name: all}}\nspec:\n  receivers: [{{webhook: {{url: \"http://{addr}/hook\"}}}}]\n"
-    );
+/// The desired state of one manifest file holding `spec` (Alert documents, no secrets).
+fn alert_manifest(spec: &str) -> tether::manifest::DesiredState {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.yaml"), spec).unwrap();
     let fp = tether::secret::Fingerprinter::from_seed(b"t");
-    let d = tether::manifest::load(
+    tether::manifest::load(
         dir.path(),
         &tether::manifest::SecretContext {
             keyring: None,
@@ -237,7 +235,14 @@ fn receivers_for(addr: SocketAddr) -> Receivers {
             decrypt: tether::manifest::Decrypt::All,
         },
     )
-    .unwrap();
+    .unwrap()
+}
+
+fn receivers_for(addr: SocketAddr) -> Receivers {
+    let spec = format!(
+        "apiVersion: tether.dev/v1\nkind: Alert\nmetadata: {{name: all}}\nspec:\n  receivers: [{{webhook: {{url: \"http://{addr}/hook\"}}}}]\n"
+    );
+    let d = alert_manifest(&spec);
     Receivers::of(&d)
 }
 
@@ -363,19 +368,7 @@ async fn an_email_receiver_gets_one_message_with_the_summary() {
         "apiVersion: tether.dev/v1\nkind: Alert\nmetadata: {{name: mail}}\nspec:\n  summary: \"{{severity}}: {{reason}}\"\n  receivers:\n    - email: {{smtp: \"127.0.0.1:{}\", from: tether@example.com, to: [ops@example.com, oncall@example.com], insecure: true}}\n",
         server.port
     );
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("a.yaml"), spec).unwrap();
-    let fp = tether::secret::Fingerprinter::from_seed(b"t");
-    let d = tether::manifest::load(
-        dir.path(),
-        &tether::manifest::SecretContext {
-            keyring: None,
-            fingerprinter: &fp,
-            key_source: "t",
-            decrypt: tether::manifest::Decrypt::All,
-        },
-    )
-    .unwrap();
+    let d = alert_manifest(&spec);
     let n = Notifier::new(tether::store::Store::temporary(), Duration::ZERO, None);
     n.set_receivers(Receivers::of(&d));
     n.test("mail", chrono::Utc::now()).unwrap();
@@ -630,19 +623,7 @@ async fn send_test_mail(host: &str, port: u16, extra: &str) -> tether::notify::D
     let spec = format!(
         "apiVersion: tether.dev/v1\nkind: Alert\nmetadata: {{name: mail}}\nspec:\n  receivers:\n    - email: {{smtp: \"{host}:{port}\", from: tether@example.com, to: [ops@example.com]{extra}}}\n"
     );
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("a.yaml"), spec).unwrap();
-    let fp = tether::secret::Fingerprinter::from_seed(b"t");
-    let d = tether::manifest::load(
-        dir.path(),
-        &tether::manifest::SecretContext {
-            keyring: None,
-            fingerprinter: &fp,
-            key_source: "t",
-            decrypt: tether::manifest::Decrypt::All,
-        },
-    )
-    .unwrap();
+    let d = alert_manifest(&spec);
     let n = Notifier::new(tether::store::Store::temporary(), Duration::ZERO, None);
     n.set_receivers(Receivers::of(&d));
     n.test("mail", chrono::Utc::now()).unwrap();
