@@ -7,6 +7,7 @@ pub mod cli;
 pub mod control;
 pub mod daemon;
 pub mod dns;
+pub mod import;
 pub mod manifest;
 pub mod monitor;
 pub mod notify;

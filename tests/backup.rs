@@ -47,6 +47,7 @@ fn spec(storage: StorageSpec) -> BackupPolicySpec {
         database_url: DatabaseUrl {
             secret: Some("(age ciphertext)".into()),
             from_variable: None,
+            placeholder: None,
         },
         schedule: "0 3 * * *".into(),
         retention: Retention::default(),
@@ -804,6 +805,7 @@ async fn s3_backups_verify_restore_and_leave_nothing_behind_on_failure() {
     sp.database_url = DatabaseUrl {
         secret: None,
         from_variable: Some("DATABASE_URL".into()),
+        placeholder: None,
     };
     let with_url = |url: String| {
         let mut d = desired(sp.clone(), "");

@@ -158,7 +158,7 @@ impl Backend {
             .resolve(&RailwayTarget {
                 project: "vocilia".into(),
                 environment: "production".into(),
-                service: "backend".into(),
+                service: Some("backend".into()),
             })
             .await
             .unwrap();

@@ -253,6 +253,7 @@ async fn simulator() -> SimHandle {
             name: "shop".into(),
             environments: vec!["production".into()],
             services: vec!["api".into()],
+            ..Default::default()
         }],
         ..Seed::default()
     };

@@ -113,7 +113,7 @@ fn railway_target() -> RailwayTarget {
     RailwayTarget {
         project: "shop".into(),
         environment: "production".into(),
-        service: "api".into(),
+        service: Some("api".into()),
     }
 }
 

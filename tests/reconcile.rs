@@ -253,7 +253,7 @@ async fn drift_is_put_back_and_reported() {
         .resolve(&tether::manifest::RailwayTarget {
             project: "vocilia".into(),
             environment: "production".into(),
-            service: "backend".into(),
+            service: Some("backend".into()),
         })
         .await
         .unwrap();
@@ -314,7 +314,7 @@ async fn with_30_percent_faults_it_converges_without_duplicates() {
             .resolve(&tether::manifest::RailwayTarget {
                 project: "vocilia".into(),
                 environment: env.into(),
-                service: "backend".into(),
+                service: Some("backend".into()),
             })
             .await
             .unwrap();

@@ -31,11 +31,16 @@ fn seed() -> Seed {
             name: "shop".into(),
             environments: vec!["production".into(), "staging".into()],
             services: vec!["api".into()],
+            ..Default::default()
         }],
-        vercel: vec![SeedVercelProject { name: "web".into() }],
+        vercel: vec![SeedVercelProject {
+            name: "web".into(),
+            ..Default::default()
+        }],
         supabase: vec![SeedSupabaseProject {
             project_ref: REF.into(),
             name: "db".into(),
+            ..Default::default()
         }],
     }
 }

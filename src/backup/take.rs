@@ -245,6 +245,11 @@ fn database_url(
 ) -> Result<DbUrl, BackupError> {
     let raw = if let Some(v) = desired.backup_urls.get(policy) {
         v.expose()
+    } else if let Some(why) = &spec.database_url.placeholder {
+        return Err(BackupError::config(
+            policy,
+            format!("the database URL is a placeholder ({why}); give it as a secret or fromVariable"),
+        ));
     } else if let Some(name) = &spec.database_url.from_variable {
         desired
             .variables

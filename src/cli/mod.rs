@@ -4,6 +4,7 @@ mod alerts;
 mod backup;
 mod control;
 mod deployments;
+mod import;
 mod plan;
 mod run;
 mod schema;
@@ -137,6 +138,10 @@ pub enum Command {
     /// Manage age-encrypted secrets: keygen, set, updatekeys, rotate, reveal.
     #[command(subcommand)]
     Secret(secret::SecretCommand),
+    /// Write manifests from live Railway, Vercel and Supabase projects (into --out), for tether
+    /// to adopt: a plan right after has nothing to do but adopt, apart from the placeholders
+    /// it lists for values the platforms never return.
+    Import(Box<import::ImportArgs>),
     /// Serve simulated Railway, Vercel and Supabase APIs on one port.
     Simulate(simulate::SimulateArgs),
     /// Print the JSON Schema of one kind, or of all kinds (`--write DIR` writes the files).
@@ -173,6 +178,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Run(a) => run::run(&cli.global, *a),
         Command::Status(a) => status::run(a),
         Command::Simulate(a) => simulate::run(&cli.global, a),
+        Command::Import(a) => import::run(&cli.global, *a),
         Command::Secret(c) => secret::run(&cli.global, c),
         Command::Deployments(a) => deployments::list(a),
         Command::Backup(a) => backup::run(&cli.global, a),

@@ -78,10 +78,16 @@ pub fn run(global: &Global, args: PlanArgs) -> Result<ExitCode, CliError> {
                     })
                     .collect();
                 let branch = desired.deployment_of(name).map(|d| d.spec.branch.clone());
+                let wanted: Vec<String> = desired
+                    .variables
+                    .get(name)
+                    .map(|v| v.keys().cloned().collect())
+                    .unwrap_or_default();
                 let ctx = ObserveCtx {
                     fingerprinter: &fp,
                     last_writes: &lw,
                     branch: branch.as_deref(),
+                    wanted: &wanted,
                 };
                 let held = observed
                     .environments

@@ -19,15 +19,7 @@ pub struct SchemaArgs {
     pub write: Option<PathBuf>,
 }
 
-/// The files `tether schema --write` produces: name and content.
-pub fn files() -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = Kind::ALL
-        .iter()
-        .map(|k| (k.schema_file(), schema::render(&schema::schema(*k))))
-        .collect();
-    out.push(("all.json".into(), schema::render(&schema::any())));
-    out
-}
+pub use crate::manifest::schema::files;
 
 pub fn run(args: SchemaArgs) -> Result<ExitCode, CliError> {
     if let Some(dir) = args.write {

@@ -31,6 +31,31 @@ pub fn run(global: &Global, args: ValidateArgs) -> Result<ExitCode, CliError> {
         super::Want::Available
     };
     match super::load_desired(global, &args.dir, keyring.as_ref(), b"validate", want) {
+        Ok(st) if !st.secrets.placeholders.is_empty() => {
+            // Placeholders (left by `tether import`) load, so `plan` works around them, but the
+            // folder is not finished until a person fills them in.
+            let held = &st.secrets.placeholders;
+            match args.output {
+                Output::Text => {
+                    for p in held {
+                        eprintln!("{}", p.at);
+                    }
+                    eprintln!(
+                        "{} placeholder{} in {} need{} a value; tether leaves {} as on the platform until then",
+                        held.len(),
+                        if held.len() == 1 { "" } else { "s" },
+                        args.dir.display(),
+                        if held.len() == 1 { "s" } else { "" },
+                        if held.len() == 1 { "it" } else { "them" },
+                    );
+                }
+                Output::Json => println!(
+                    "{}",
+                    serde_json::json!({"valid": false, "placeholders": held.iter().map(|p| &p.at).collect::<Vec<_>>()})
+                ),
+            }
+            Ok(ExitCode::from(exit::ERROR))
+        }
         Ok(st) => {
             let undecrypted = st.secrets.not_decrypted.len();
             let warnings = &st.secrets.warnings;

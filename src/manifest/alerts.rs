@@ -151,7 +151,7 @@ pub(super) fn check(s: &AlertSpec, err: &mut impl FnMut(&str, String)) {
         let at = |f: &str| format!("spec.receivers[{i}].{}.{f}", r.kind());
         let plain_url = |v: &ValueSource| match v {
             ValueSource::Plain(u) => Some(u.clone()),
-            ValueSource::Secret(_) => None,
+            ValueSource::Secret(_) | ValueSource::Placeholder(_) => None,
         };
         let url = match which {
             Which::Slack(u) | Which::Discord(u) => plain_url(&u.url),
@@ -262,6 +262,10 @@ pub(super) fn collect(
                         &path,
                         format!("alert {}'s {field} is a plain string: encrypt it with age ({{secret: …}}) unless the receiver is local", r.meta.name),
                     )),
+                    ValueSource::Placeholder(_) => errs.push(d.error(
+                        &path,
+                        format!("alert {}'s {field} is a placeholder: fill it in", r.meta.name),
+                    )),
                     ValueSource::Secret(ct) => {
                         let what = format!("alert {}'s {} {field}", r.meta.name, rec.kind());
                         let site = Site {
@@ -300,6 +304,7 @@ pub fn value_of(
     match v {
         ValueSource::Plain(p) => Some(SecretValue::new(p.clone())),
         ValueSource::Secret(_) => secrets.get(&secret_key(alert, receiver, field)).cloned(),
+        ValueSource::Placeholder(_) => None,
     }
 }
 

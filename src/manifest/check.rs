@@ -143,10 +143,11 @@ fn environment(s: &EnvironmentSpec, err: &mut impl FnMut(&str, String)) {
         }
     }
     if let Some(r) = &s.railway {
+        let service = r.service.as_deref().unwrap_or("-");
         for (f, v) in [
-            ("project", &r.project),
-            ("environment", &r.environment),
-            ("service", &r.service),
+            ("project", r.project.as_str()),
+            ("environment", r.environment.as_str()),
+            ("service", service),
         ] {
             if v.trim().is_empty() {
                 err(
@@ -284,9 +285,10 @@ fn monitor(s: &MonitorSpec, err: &mut impl FnMut(&str, String)) {
 }
 
 fn backup(s: &BackupPolicySpec, err: &mut impl FnMut(&str, String)) {
-    match (&s.database_url.secret, &s.database_url.from_variable) {
-        (Some(_), None) => {}
-        (None, Some(v)) => {
+    let u = &s.database_url;
+    match (&u.secret, &u.from_variable, &u.placeholder) {
+        (Some(_), None, None) | (None, None, Some(_)) => {}
+        (None, Some(v), None) => {
             if let Err(e) = rules::variable_name(v, None) {
                 err("spec.databaseUrl.fromVariable", e);
             }

@@ -23,7 +23,7 @@ use std::path::Path;
 pub use desired::{DesiredState, DesiredVar, Resource, Revision, VarValue};
 pub use diagnostic::{Diagnostic, Diagnostics, Source};
 pub use kinds::*;
-pub use secrets::{Decrypt, SecretContext, SecretSummary};
+pub use secrets::{Decrypt, Placeholder, SecretContext, SecretSummary};
 
 /// Loads and validates every manifest under `dir`: the desired state, or every problem found.
 pub fn load(dir: &Path, secrets: &SecretContext) -> Result<DesiredState, Diagnostics> {

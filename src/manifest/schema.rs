@@ -64,6 +64,16 @@ pub fn schema(kind: Kind) -> Value {
 }
 
 /// One schema accepting a document of any kind (for files that mix kinds).
+/// The files `tether schema --write` (and `tether import`) produce: name and content.
+pub fn files() -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Kind::ALL
+        .iter()
+        .map(|k| (k.schema_file(), render(&schema(*k))))
+        .collect();
+    out.push(("all.json".into(), render(&any())));
+    out
+}
+
 pub fn any() -> Value {
     let refs: Vec<Value> = Kind::ALL
         .iter()

@@ -47,6 +47,28 @@ pub struct SecretSummary {
     pub unrecorded: usize,
     /// Secrets encrypted to recipients other than their rule's.
     pub warnings: Vec<Diagnostic>,
+    /// Values nobody has filled in yet (`{placeholder: …}`): left alone on the platform.
+    pub placeholders: Vec<Placeholder>,
+}
+
+/// A variable whose value a person has yet to fill in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Placeholder {
+    pub environment: String,
+    pub key: String,
+    /// Why it is a placeholder (what `tether import` could not read).
+    pub why: String,
+    /// Where it is, as a diagnostic that says what to do.
+    pub at: Diagnostic,
+}
+
+impl SecretSummary {
+    /// Whether `env/key` is a placeholder.
+    pub fn is_placeholder(&self, env: &str, key: &str) -> bool {
+        self.placeholders
+            .iter()
+            .any(|p| p.environment == env && p.key == key)
+    }
 }
 
 /// Where a secret is: its document and field, its environment, and its name for messages.

@@ -9,7 +9,7 @@ use super::kinds::*;
 use super::load::{Doc, Parsed};
 use super::recipients::Rules;
 use super::rules;
-use super::secrets::{SecretContext, SecretSummary, Site, open};
+use super::secrets::{Placeholder, SecretContext, SecretSummary, Site, open};
 
 /// Vercel's limit on all of a deployment's variables together.
 const VERCEL_TOTAL_LIMIT: usize = 64 * 1024;
@@ -84,11 +84,13 @@ pub fn build(
         let Parsed::Domain(r) = &d.parsed else {
             continue;
         };
-        if let Some(env) = env_ref(d, &r.spec.environment, &mut errs)
-            && r.spec.port.is_some()
-            && env.spec.platform != Platform::Railway
-        {
-            errs.push(d.error("spec.port", "port applies only to Railway environments"));
+        if let Some(env) = env_ref(d, &r.spec.environment, &mut errs) {
+            if r.spec.port.is_some() && env.spec.platform != Platform::Railway {
+                errs.push(d.error("spec.port", "port applies only to Railway environments"));
+            }
+            if shared_only(&env) {
+                errs.push(d.error("spec.environment", shared_only_message(&env)));
+            }
         }
         if let Some(first) = hostnames.get(&r.spec.name) {
             let Parsed::Domain(f) = &first.parsed else {
@@ -137,6 +139,9 @@ pub fn build(
             continue;
         };
         if let Some(env) = env_ref(d, &r.spec.environment, &mut errs) {
+            if shared_only(&env) {
+                errs.push(d.error("spec.environment", shared_only_message(&env)));
+            }
             if env.spec.platform == Platform::Supabase {
                 errs.push(d.error(
                     "spec.environment",
@@ -206,6 +211,17 @@ pub fn build(
                 format!("environment {} has no variable {v}", r.spec.environment),
             ));
         }
+        if let Some(why) = &r.spec.database_url.placeholder {
+            summary.placeholders.push(Placeholder {
+                environment: r.spec.environment.clone(),
+                key: format!("BackupPolicy {} databaseUrl", r.meta.name),
+                why: why.clone(),
+                at: d.error("spec.databaseUrl.placeholder", format!(
+                    "backup policy {}'s database URL is a placeholder ({why}): replace it with secret: (tether secret set) or fromVariable:",
+                    r.meta.name
+                )),
+            });
+        }
         if let Some(ct) = &r.spec.database_url.secret {
             let what = format!("backup policy {}'s databaseUrl", r.meta.name);
             let env = envs.get(&r.spec.environment);
@@ -249,6 +265,18 @@ pub fn build(
 type EnvRef<'a> =
     dyn Fn(&Doc, &str, &mut Vec<Diagnostic>) -> Option<Resource<EnvironmentSpec>> + 'a;
 
+/// A Railway environment without a service: its shared variables, nothing else.
+fn shared_only(env: &Resource<EnvironmentSpec>) -> bool {
+    env.spec.railway.as_ref().is_some_and(|t| t.service.is_none())
+}
+
+fn shared_only_message(env: &Resource<EnvironmentSpec>) -> String {
+    format!(
+        "{} names no Railway service, so it holds the environment's shared variables only: attach domains and deployments to a service's environment",
+        env.meta.name
+    )
+}
+
 type VarIndex<'d> = BTreeMap<String, BTreeMap<String, (&'d Doc, bool)>>;
 
 /// The secret context and the creation rules, together.
@@ -271,9 +299,53 @@ fn collect_variables<'d>(
         let Parsed::Variables(r) = &d.parsed else {
             continue;
         };
-        let env_name = &r.spec.environment;
-        let env = env_ref(d, env_name, errs);
-        let platform = env.as_ref().map(|e| e.spec.platform);
+        let targets = r.spec.targets();
+        if targets.len() != 1 && (r.spec.environment.is_some() || targets.is_empty()) {
+            errs.push(d.error(
+                "spec.environment",
+                "name the environment (environment: NAME) or the environments that share these variables (environments: [A, B]), not both".to_string(),
+            ));
+            continue;
+        }
+        for env_name in targets {
+            let env_name = &env_name.to_string();
+            let env = env_ref(d, env_name, errs);
+            let platform = env.as_ref().map(|e| e.spec.platform);
+            collect_entries(d, r, env_name, platform, st, keys, summary, &mut out, &mut index, errs);
+        }
+    }
+    for (env_name, vars) in &out {
+        let is_vercel = st
+            .environments
+            .get(env_name)
+            .is_some_and(|e| e.spec.platform == Platform::Vercel);
+        let total: usize = vars
+            .iter()
+            .map(|(k, v)| k.len() + v.value.expose().len())
+            .sum();
+        if is_vercel && total > VERCEL_TOTAL_LIMIT {
+            let (d, _) = index[env_name].values().next().copied().expect("non-empty");
+            errs.push(d.error("spec.entries", format!("{env_name}'s variables take {total} bytes; Vercel allows {VERCEL_TOTAL_LIMIT} per deployment")));
+        }
+    }
+    (out, index)
+}
+
+/// One Variables document's entries for one of its environments.
+#[allow(clippy::too_many_arguments)]
+fn collect_entries<'d>(
+    d: &'d Doc,
+    r: &Resource<VariablesSpec>,
+    env_name: &String,
+    platform: Option<Platform>,
+    st: &DesiredState,
+    keys: &Keys,
+    summary: &mut SecretSummary,
+    out: &mut BTreeMap<String, BTreeMap<String, DesiredVar>>,
+    index: &mut VarIndex<'d>,
+    errs: &mut Vec<Diagnostic>,
+) {
+    {
         for (key, src) in &r.spec.entries {
             let path = format!("spec.entries.{key}");
             if rules::variable_name(key, None).is_ok()
@@ -289,8 +361,17 @@ fn collect_variables<'d>(
                 ));
                 continue;
             }
-            slot.insert(key.clone(), (d, src.is_secret()));
+            slot.insert(key.clone(), (d, !matches!(src, ValueSource::Plain(_))));
             let value = match src {
+                ValueSource::Placeholder(why) => {
+                    summary.placeholders.push(Placeholder {
+                        environment: env_name.clone(),
+                        key: key.clone(),
+                        why: why.clone(),
+                        at: d.error(&path, format!("{env_name}/{key} is a placeholder ({why}): fill it in with `tether secret set {env_name} {key}`")),
+                    });
+                    continue;
+                }
                 ValueSource::Plain(v) => VarValue::Plain(v.clone()),
                 ValueSource::Secret(ct) => match open(
                     ct,
@@ -332,21 +413,6 @@ fn collect_variables<'d>(
             );
         }
     }
-    for (env_name, vars) in &out {
-        let is_vercel = st
-            .environments
-            .get(env_name)
-            .is_some_and(|e| e.spec.platform == Platform::Vercel);
-        let total: usize = vars
-            .iter()
-            .map(|(k, v)| k.len() + v.value.expose().len())
-            .sum();
-        if is_vercel && total > VERCEL_TOTAL_LIMIT {
-            let (d, _) = index[env_name].values().next().copied().expect("non-empty");
-            errs.push(d.error("spec.entries", format!("{env_name}'s variables take {total} bytes; Vercel allows {VERCEL_TOTAL_LIMIT} per deployment")));
-        }
-    }
-    (out, index)
 }
 
 fn requirements(docs: &[Doc], st: &DesiredState, vars: &VarIndex, errs: &mut Vec<Diagnostic>) {

@@ -91,6 +91,10 @@ pub struct Change {
     pub key: ObjectKey,
     pub platform: Platform,
     pub detail: Detail,
+    /// The object exists on the platform but tether has not managed it yet: applying the
+    /// plan adopts it (into the inventory) rather than creating it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopt: bool,
 }
 
 /// How serious a notice is.
@@ -120,6 +124,9 @@ pub struct Notice {
 pub struct Plan {
     pub changes: Vec<Change>,
     pub notices: Vec<Notice>,
+    /// `environment/NAME` of each placeholder value, left alone until a person fills it in.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub placeholders: Vec<String>,
 }
 
 /// Counts of changes by action.
@@ -131,6 +138,10 @@ pub struct Summary {
     pub deploy: usize,
     pub rollback: usize,
     pub unchanged: usize,
+    /// Objects already on the platform that applying adopts (also counted above).
+    pub adopt: usize,
+    /// Values nobody has filled in yet, left as they are on the platform.
+    pub placeholders: usize,
 }
 
 impl Plan {
@@ -154,7 +165,11 @@ impl Plan {
                 Action::Rollback => s.rollback += 1,
                 Action::Noop => s.unchanged += 1,
             }
+            if c.adopt {
+                s.adopt += 1;
+            }
         }
+        s.placeholders = self.placeholders.len();
         s
     }
 }

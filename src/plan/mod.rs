@@ -81,6 +81,32 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState, opts: &PlanOptions
         gate_deletes(name, obs, observed, opts, &mut changes, &mut plan.notices);
         // After the gate: a redeploy follows only variable writes that will happen.
         deployments(desired, env, obs, opts, &mut changes, &mut plan.notices);
+        // What exists and tether has not managed yet is adopted, not created.
+        for c in &mut changes {
+            c.adopt = matches!(c.action, Action::Noop | Action::Update)
+                && !observed.inventory.contains(&c.key);
+        }
+        let held: Vec<&str> = desired
+            .secrets
+            .placeholders
+            .iter()
+            .filter(|p| &p.environment == name)
+            .map(|p| p.key.as_str())
+            .collect();
+        if !held.is_empty() {
+            plan.notices.push(notice(
+                name,
+                Severity::Warning,
+                "Placeholder",
+                &format!(
+                    "{} left as on the platform: a placeholder until a person fills it in ({})",
+                    plural(held.len(), "value"),
+                    held.join(", ")
+                ),
+            ));
+            plan.placeholders
+                .extend(held.iter().map(|k| format!("{name}/{k}")));
+        }
         plan.changes.extend(changes);
     }
     for name in observed.environments.keys() {
@@ -138,8 +164,17 @@ fn variables(
             .as_ref()
             .map(|v| v.var_type(secret).to_string());
         let current = obs.variables.get(key);
-        let type_changed =
-            current.is_some_and(|ov| platform_type.is_some() && ov.platform_type != platform_type);
+        // A secret Vercel already keeps unreadable (encrypted or sensitive) stays as it is.
+        let kept = |ov: &crate::observed::ObservedVar| {
+            secret
+                && matches!(
+                    ov.platform_type.as_deref(),
+                    Some("encrypted" | "sensitive")
+                )
+        };
+        let type_changed = current.is_some_and(|ov| {
+            platform_type.is_some() && ov.platform_type != platform_type && !kept(ov)
+        });
         let action = match current {
             None => Action::Create,
             Some(ov) => {
@@ -148,7 +183,9 @@ fn variables(
                     CompareMethod::Value | CompareMethod::LastWrite => &dv.fingerprint,
                 };
                 let same_value = ov.fingerprint.as_ref() == Some(want);
-                let same_type = platform_type.is_none() || ov.platform_type == platform_type;
+                let same_type = platform_type.is_none()
+                    || ov.platform_type == platform_type
+                    || kept(ov);
                 if same_value && same_type {
                     Action::Noop
                 } else {
@@ -157,6 +194,7 @@ fn variables(
             }
         };
         out.push(Change {
+            adopt: false,
             action,
             key: ObjectKey::new(name, ObjectKind::Variable, key),
             platform,
@@ -172,10 +210,14 @@ fn variables(
     }
     for (key, ov) in &obs.variables {
         let k = ObjectKey::new(name, ObjectKind::Variable, key);
-        if wanted.is_some_and(|w| w.contains_key(key)) || !observed.inventory.contains(&k) {
+        if wanted.is_some_and(|w| w.contains_key(key))
+            || !observed.inventory.contains(&k)
+            || desired.secrets.is_placeholder(name, key)
+        {
             continue;
         }
         out.push(Change {
+            adopt: false,
             action: Action::Delete,
             key: k,
             platform,
@@ -208,6 +250,7 @@ fn deployments(
     let from_commit = active.and_then(|d| d.commit.clone());
     if let Some((to, reason)) = &obs.rollback_to {
         out.push(Change {
+            adopt: false,
             action: Action::Rollback,
             key: ObjectKey::new(name, ObjectKind::Deployment, name),
             platform,
@@ -327,6 +370,7 @@ fn deployments(
                 wait_notice(notices);
             }
             out.push(Change {
+                adopt: false,
                 action: Action::Noop,
                 key: ObjectKey::new(name, ObjectKind::Deployment, name),
                 platform,
@@ -351,6 +395,7 @@ fn deploy_change(
     reason: &str,
 ) -> Change {
     Change {
+        adopt: false,
         action: Action::Deploy,
         key: ObjectKey::new(env, ObjectKind::Deployment, env),
         platform,
@@ -361,6 +406,14 @@ fn deploy_change(
             reason: reason.into(),
             target_deployment: None,
         },
+    }
+}
+
+fn plural(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
     }
 }
 
@@ -397,6 +450,7 @@ fn domains(
             _ => false,
         };
         out.push(Change {
+            adopt: false,
             action: match (current, nudge) {
                 (None, _) => Action::Create,
                 (Some(_), true) => Action::Update,
@@ -424,6 +478,7 @@ fn domains(
                 && (failed_retryable && platform == Platform::Railway || vercel_missing);
             if retry {
                 out.push(Change {
+                    adopt: false,
                     action: Action::Update,
                     key: ObjectKey::new(name, ObjectKind::Certificate, &d.spec.name),
                     platform,
@@ -445,6 +500,7 @@ fn domains(
             continue;
         }
         out.push(Change {
+            adopt: false,
             action: Action::Delete,
             key: k,
             platform,

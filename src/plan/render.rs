@@ -6,11 +6,12 @@ use serde_json::json;
 
 use super::{Action, Detail, Plan, Severity};
 
-/// The plan as text, Terraform style: one line per write, then notices and a summary line.
+/// The plan as text, Terraform style: one line per write or adoption, then notices and a
+/// summary line.
 pub fn text(plan: &Plan) -> String {
     let mut out = String::new();
     let mut env = "";
-    for c in plan.writes() {
+    for c in plan.changes.iter().filter(|c| c.action.is_write() || c.adopt) {
         if c.key.environment != env {
             env = &c.key.environment;
             let _ = writeln!(out, "{} ({}):", env, c.platform);
@@ -46,7 +47,17 @@ pub fn text(plan: &Plan) -> String {
             Detail::Domain { hostname, .. } => format!("domain {hostname}"),
             Detail::Certificate { hostname, reason } => format!("certificate {hostname}: {reason}"),
         };
-        let _ = writeln!(out, "  {} {line}", c.action.symbol());
+        match (c.adopt, c.action) {
+            (true, Action::Noop) => {
+                let _ = writeln!(out, "  @ adopt {line} (already on the platform)");
+            }
+            (true, _) => {
+                let _ = writeln!(out, "  {} adopt and change {line}", c.action.symbol());
+            }
+            _ => {
+                let _ = writeln!(out, "  {} {line}", c.action.symbol());
+            }
+        }
     }
     for n in &plan.notices {
         let tag = match n.severity {
@@ -57,16 +68,32 @@ pub fn text(plan: &Plan) -> String {
         let _ = writeln!(out, "{tag}: {}: {}", n.environment, n.message);
     }
     let s = plan.summary();
+    let mut also = String::new();
+    if s.adopt > 0 {
+        let _ = write!(
+            also,
+            " {} already on the platform will be adopted (tether manages them from the first apply).",
+            s.adopt
+        );
+    }
+    if s.placeholders > 0 {
+        let _ = write!(
+            also,
+            " {} placeholder(s) left as they are until filled in: {}.",
+            s.placeholders,
+            plan.placeholders.join(", ")
+        );
+    }
     if plan.has_changes() {
         let _ = writeln!(
             out,
-            "Plan: {} to create, {} to update, {} to delete, {} to deploy, {} to roll back ({} unchanged).",
+            "Plan: {} to create, {} to update, {} to delete, {} to deploy, {} to roll back ({} unchanged).{also}",
             s.create, s.update, s.delete, s.deploy, s.rollback, s.unchanged
         );
     } else {
         let _ = writeln!(
             out,
-            "No changes: the platforms match the manifests ({} objects).",
+            "No changes: the platforms match the manifests ({} objects).{also}",
             s.unchanged
         );
     }
@@ -80,5 +107,6 @@ pub fn json(plan: &Plan) -> serde_json::Value {
         "summary": plan.summary(),
         "changes": plan.changes,
         "notices": plan.notices,
+        "placeholders": plan.placeholders,
     })
 }

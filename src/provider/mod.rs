@@ -46,6 +46,9 @@ pub struct ObserveCtx<'a> {
     pub last_writes: &'a BTreeMap<String, LastWrite>,
     /// The branch deployments are expected on (Vercel previews are listed by branch).
     pub branch: Option<&'a str>,
+    /// The variables the manifests want: one the platform does not list may be one it never
+    /// returns (a Railway sealed variable), which is then asked about.
+    pub wanted: &'a [String],
 }
 
 /// What a successful change produced.

@@ -66,6 +66,22 @@ impl Supabase {
             .body)
     }
 
+    /// Every project the token sees: `(ref, name)`.
+    pub async fn projects(&self) -> Result<Vec<(String, String)>, ProviderError> {
+        let body = self.http.call(Call::get("/v1/projects")).await?.body;
+        let list = body.as_array().ok_or_else(|| ProviderError::Garbage {
+            platform: P,
+            detail: "the project list is not an array".into(),
+        })?;
+        Ok(list
+            .iter()
+            .filter_map(|p| {
+                let r = p["ref"].as_str().or(p["id"].as_str())?;
+                Some((r.to_string(), p["name"].as_str().unwrap_or(r).to_string()))
+            })
+            .collect())
+    }
+
     /// name → SHA-256 hex digest of the value.
     pub async fn secrets(&self, r: &str) -> Result<BTreeMap<String, String>, ProviderError> {
         let body = self

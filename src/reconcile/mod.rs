@@ -143,6 +143,8 @@ pub struct Reconciler {
     drift: BTreeMap<ObjectKey, Drift>,
     outcomes: BTreeMap<ObjectKey, Outcome>,
     synced_at: BTreeMap<ObjectKey, DateTime<Utc>>,
+    /// When each adopted object was adopted (kept in the store).
+    adopted_at: BTreeMap<ObjectKey, DateTime<Utc>>,
     observe_errors: BTreeMap<String, ProviderError>,
     last_plan: Plan,
     first_pass_done: bool,
@@ -204,7 +206,13 @@ impl Reconciler {
             .map(|(_, v)| v)
             .collect();
         let suspended = suspend::load(&store)?;
+        let adopted_at = store
+            .scan::<(ObjectKey, DateTime<Utc>)>(trees::ADOPTED, "")?
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect();
         Ok(Reconciler {
+            adopted_at,
             suspended,
             store,
             providers,
@@ -340,10 +348,15 @@ impl Reconciler {
             let fp = self.fp.clone();
             let lw = self.last_writes.get(name).cloned().unwrap_or_default();
             let branch = desired.deployment_of(name).map(|d| d.spec.branch.clone());
+            let wanted: Vec<String> = desired
+                .variables
+                .get(name)
+                .map(|v| v.keys().cloned().collect())
+                .unwrap_or_default();
             set.spawn(async move {
                 let _permit = sem.acquire_owned().await.expect("semaphore");
                 let span = tracing::info_span!("observe", environment = %env.meta.name, platform = %platform);
-                let ctx = ObserveCtx { fingerprinter: &fp, last_writes: &lw, branch: branch.as_deref() };
+                let ctx = ObserveCtx { fingerprinter: &fp, last_writes: &lw, branch: branch.as_deref(), wanted: &wanted };
                 let r = tracing::Instrument::instrument(provider.observe(&env, ctx), span).await;
                 (env.meta.name.clone(), r)
             });
@@ -366,6 +379,7 @@ impl Reconciler {
                         .redeploy_needed_since
                         .filter(|since| !fresh.deployments.iter().any(|d| d.created_at >= *since));
                     self.ledger_sync(&name, &fresh)?;
+                    self.keep_baselines(&name, &fresh)?;
                     self.store.put_observed_env(&name, &fresh)?;
                     self.observed.environments.insert(name.clone(), fresh);
                     for intent in journal::pending(&self.store)?

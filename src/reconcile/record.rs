@@ -20,8 +20,11 @@ pub fn cert_ok(status: &str) -> bool {
 }
 
 impl Reconciler {
-    /// Objects the manifests ask for that already exist join the inventory.
+    /// Objects the manifests ask for that already exist join the inventory; those the plan
+    /// marks for adoption are recorded as adopted, with the time.
     pub(super) fn adopt(&mut self, plan: &Plan) -> Result<(), ReconcileError> {
+        let now = Utc::now();
+        let mut adopted = 0;
         for c in plan
             .changes
             .iter()
@@ -30,10 +33,22 @@ impl Reconciler {
             if !self.observed.inventory.contains(&c.key) {
                 self.store.add_inventory(&c.key)?;
                 self.observed.inventory.insert(c.key.clone());
+                if c.adopt {
+                    self.store
+                        .put(trees::ADOPTED, &c.key.to_string(), &(&c.key, now))?;
+                    self.adopted_at.insert(c.key.clone(), now);
+                    adopted += 1;
+                }
             }
             if c.action == Action::Noop {
                 self.synced_at.entry(c.key.clone()).or_insert_with(Utc::now);
             }
+        }
+        if adopted > 0 {
+            tracing::info!(
+                adopted,
+                "adopted objects already on the platforms: tether manages them from now on"
+            );
         }
         Ok(())
     }
@@ -75,9 +90,15 @@ impl Reconciler {
                 },
             ) => {
                 let dv = desired.variables.get(env).and_then(|v| v.get(&c.key.name));
+                let sealed = obs
+                    .variables
+                    .get(&c.key.name)
+                    .is_some_and(|v| v.platform_type.as_deref() == Some("sealed"));
                 let method = match (c.platform, platform_type.as_deref()) {
                     (Platform::Supabase, _) => CompareMethod::Digest,
                     (Platform::Vercel, Some(t)) if t != "plain" => CompareMethod::LastWrite,
+                    // Railway never returns a sealed value: its last write is what is known.
+                    (Platform::Railway, _) if sealed => CompareMethod::LastWrite,
                     _ => CompareMethod::Value,
                 };
                 let fingerprint = match method {
@@ -91,7 +112,11 @@ impl Reconciler {
                         id: applied.id.clone().or(id.clone()).or(prev_id),
                         fingerprint,
                         method,
-                        platform_type: platform_type.clone(),
+                        platform_type: if sealed {
+                            Some("sealed".into())
+                        } else {
+                            platform_type.clone()
+                        },
                         updated_at: applied.updated_at,
                     },
                 );
@@ -190,6 +215,37 @@ impl Reconciler {
         Ok(())
     }
 
+    /// Values the platform returns only on request (Vercel `encrypted`) that observing read:
+    /// their fingerprints become the baseline compared while `updatedAt` stays the same, so
+    /// they are read once, not on every pass.
+    pub(super) fn keep_baselines(
+        &mut self,
+        env: &str,
+        fresh: &ObservedEnv,
+    ) -> Result<(), ReconcileError> {
+        for (key, v) in &fresh.variables {
+            let (CompareMethod::LastWrite, Some(fp), Some(at)) =
+                (v.method, &v.fingerprint, v.updated_at)
+            else {
+                continue;
+            };
+            let known = self.last_writes.get(env).and_then(|m| m.get(key));
+            if known.is_some_and(|lw| lw.updated_at == Some(at)) {
+                continue;
+            }
+            let lw = LastWrite {
+                fingerprint: fp.clone(),
+                updated_at: Some(at),
+            };
+            self.store.put(trees::WRITES, &format!("{env}/{key}"), &lw)?;
+            self.last_writes
+                .entry(env.to_string())
+                .or_default()
+                .insert(key.clone(), lw);
+        }
+        Ok(())
+    }
+
     fn add_inventory(&mut self, k: &ObjectKey) -> Result<(), ReconcileError> {
         if self.observed.inventory.insert(k.clone()) {
             self.store.add_inventory(k)?;
@@ -198,6 +254,9 @@ impl Reconciler {
     }
 
     fn remove_inventory(&mut self, k: &ObjectKey) -> Result<(), ReconcileError> {
+        if self.adopted_at.remove(k).is_some() {
+            self.store.remove(trees::ADOPTED, &k.to_string())?;
+        }
         if self.observed.inventory.remove(k) {
             self.store.remove_inventory(k)?;
         }

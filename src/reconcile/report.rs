@@ -539,6 +539,7 @@ fn resource(
         url: None,
         synced,
         last_synced: r.synced_at.get(key).copied(),
+        adopted: r.adopted_at.get(key).copied(),
         last_attempted: outcome.map(|o| o.at),
         conditions: conditions(state, reason, message),
         last_error: outcome.and_then(|o| o.error.as_ref().map(|e| e.to_string())),

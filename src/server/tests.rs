@@ -24,6 +24,7 @@ fn resource(kind: &str, name: &str, state: State, detail: serde_json::Value) -> 
         url: None,
         synced: state == State::Ready,
         last_synced: None,
+        adopted: None,
         last_attempted: None,
         conditions: vec![],
         last_error: None,

@@ -49,6 +49,7 @@ impl GqlError {
 const QUERIES: &[&str] = &[
     "projects",
     "project",
+    "environment",
     "variables",
     "domains",
     "deployments",

@@ -17,6 +17,7 @@ mod railway;
 mod railway_deploy;
 mod railway_view;
 mod seed;
+mod seed_product;
 mod server;
 mod state;
 mod supabase;
@@ -33,7 +34,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use railway::{RailwayDeployment, RailwayDomain, RailwayProject, RailwayState};
-pub use seed::{Seed, SeedRailwayProject, SeedSupabaseProject, SeedVercelProject};
+pub use seed::{
+    Seed, SeedRailwayDeployment, SeedRailwayDomain, SeedRailwayProject, SeedSupabaseProject,
+    SeedVercelDeployment, SeedVercelDomain, SeedVercelEnv, SeedVercelProject,
+};
 pub use state::{DeployStatus, Lifecycle, Named, SimState};
 pub use supabase::{
     SupabaseBackup, SupabaseHostname, SupabaseProject, SupabaseSecret, SupabaseState,

@@ -22,6 +22,8 @@ pub struct RailwayState {
     /// Variables by scope `"{projectId}/{environmentId}/{serviceId}"` (an empty service for
     /// shared variables), name → value.
     pub variables: BTreeMap<String, BTreeMap<String, String>>,
+    /// Sealed variables, `"{scope}/{name}"`: their values are never returned.
+    pub sealed: BTreeSet<String>,
     pub custom_domains: Vec<RailwayDomain>,
     pub deployments: Vec<RailwayDeployment>,
 }
@@ -181,11 +183,25 @@ pub(crate) fn exec(
             );
             let s = opt_str(args, "serviceId");
             state.railway.scope(&p, &e, s.as_deref())?;
-            let vars = state
+            let scope = scope_key(&p, &e, s.as_deref());
+            let sealed = &state.railway.sealed;
+            let vars: BTreeMap<&String, &String> = state
                 .railway
                 .variables
-                .get(&scope_key(&p, &e, s.as_deref()));
-            Ok(json!(vars.cloned().unwrap_or_default()))
+                .get(&scope)
+                .into_iter()
+                .flatten()
+                .filter(|(k, _)| !sealed.contains(&format!("{scope}/{k}")))
+                .collect();
+            Ok(json!(vars))
+        }
+        "environment" => {
+            let (id, p) = (
+                req_str(args, field, "id")?,
+                req_str(args, field, "projectId")?,
+            );
+            let project = state.railway.scope(&p, &id, None)?;
+            Ok(environment_json(&state.railway, project, &id))
         }
         "variableCollectionUpsert" => {
             let i = input(args, field)?;
@@ -225,13 +241,11 @@ pub(crate) fn exec(
             let name = req_str(i, field, "name")?;
             let s = opt_str(i, "serviceId");
             state.railway.scope(&p, &e, s.as_deref())?;
-            if let Some(scope) = state
-                .railway
-                .variables
-                .get_mut(&scope_key(&p, &e, s.as_deref()))
-            {
+            let key = scope_key(&p, &e, s.as_deref());
+            if let Some(scope) = state.railway.variables.get_mut(&key) {
                 scope.remove(&name);
             }
+            state.railway.sealed.remove(&format!("{key}/{name}"));
             Ok(json!(true))
         }
         "domains" => {
@@ -336,4 +350,35 @@ pub(crate) fn exec(
             code: "GRAPHQL_VALIDATION_FAILED",
         }),
     }
+}
+
+/// `environment(id, projectId)`: its service instances, and every variable's name, scope and
+/// whether it is sealed (the values are not part of this answer).
+fn environment_json(r: &RailwayState, p: &RailwayProject, env: &str) -> Value {
+    let name = p
+        .environments
+        .iter()
+        .find(|e| e.id == env)
+        .map_or("", |e| e.name.as_str());
+    let instances: Vec<Value> = p
+        .services
+        .iter()
+        .map(|s| json!({ "serviceId": s.id, "serviceName": s.name, "environmentId": env }))
+        .collect();
+    let mut vars = Vec::new();
+    for service in std::iter::once(None).chain(p.services.iter().map(|s| Some(s.id.as_str()))) {
+        let scope = scope_key(&p.id, env, service);
+        let names = r.variables.get(&scope).into_iter().flat_map(|m| m.keys());
+        for n in names {
+            vars.push(json!({
+                "name": n, "serviceId": service, "environmentId": env,
+                "isSealed": r.sealed.contains(&format!("{scope}/{n}")),
+            }));
+        }
+    }
+    json!({
+        "id": env, "name": name, "projectId": p.id,
+        "serviceInstances": super::railway_view::connection(instances),
+        "variables": super::railway_view::connection(vars),
+    })
 }

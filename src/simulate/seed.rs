@@ -1,11 +1,17 @@
 //! What the simulator starts with: projects from the manifests or a JSON/YAML seed file.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::SimError;
+use super::seed_product as product;
+pub use super::seed_product::{
+    SeedRailwayDeployment, SeedRailwayDomain, SeedVercelDeployment, SeedVercelDomain,
+    SeedVercelEnv,
+};
 use super::state::{Named, SimState};
 use super::supabase::SupabaseProject;
 use super::{railway::RailwayProject, vercel::VercelProject};
@@ -21,29 +27,46 @@ pub struct Seed {
 }
 
 /// A Railway project with its environments and services, by name (a UUID-shaped name is also
-/// used as the id).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// used as the id), and optionally what a running product holds in it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SeedRailwayProject {
     pub name: String,
-    #[serde(default)]
     pub environments: Vec<String>,
-    #[serde(default)]
     pub services: Vec<String>,
+    /// Shared variables by environment name.
+    pub shared: BTreeMap<String, BTreeMap<String, String>>,
+    /// Service variables by `environment/service`.
+    pub variables: BTreeMap<String, BTreeMap<String, String>>,
+    /// Sealed variables (the API never returns their values) by `environment/service/NAME`,
+    /// or `environment/NAME` for a shared one.
+    pub sealed: BTreeMap<String, String>,
+    pub domains: Vec<SeedRailwayDomain>,
+    pub deployments: Vec<SeedRailwayDeployment>,
 }
 
 /// A Vercel project (a name starting `prj_` is also used as the id).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SeedVercelProject {
     pub name: String,
+    pub env: Vec<SeedVercelEnv>,
+    pub domains: Vec<SeedVercelDomain>,
+    pub deployments: Vec<SeedVercelDeployment>,
 }
 
 /// A Supabase project.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SeedSupabaseProject {
     #[serde(alias = "projectRef", alias = "ref")]
     pub project_ref: String,
-    #[serde(default)]
     pub name: String,
+    /// Edge function secrets (the API returns only their SHA-256).
+    pub secrets: BTreeMap<String, String>,
+    /// An active custom hostname.
+    #[serde(alias = "customHostname")]
+    pub custom_hostname: Option<String>,
 }
 
 fn add_unique(list: &mut Vec<String>, item: &str) {
@@ -65,20 +88,22 @@ impl Seed {
                     None => {
                         seed.railway.push(SeedRailwayProject {
                             name: t.project.clone(),
-                            environments: Vec::new(),
-                            services: Vec::new(),
+                            ..Default::default()
                         });
                         seed.railway.len() - 1
                     }
                 };
                 add_unique(&mut seed.railway[i].environments, &t.environment);
-                add_unique(&mut seed.railway[i].services, &t.service);
+                if let Some(s) = &t.service {
+                    add_unique(&mut seed.railway[i].services, s);
+                }
             }
             if let Some(t) = &spec.vercel
                 && !seed.vercel.iter().any(|p| p.name == t.project)
             {
                 seed.vercel.push(SeedVercelProject {
                     name: t.project.clone(),
+                    ..Default::default()
                 });
             }
             if let Some(t) = &spec.supabase
@@ -87,6 +112,7 @@ impl Seed {
                 seed.supabase.push(SeedSupabaseProject {
                     project_ref: t.project_ref.clone(),
                     name: spec.app.clone(),
+                    ..Default::default()
                 });
             }
         }
@@ -164,9 +190,21 @@ impl Seed {
                     state.railway.projects[i].services.push(named);
                 }
             }
+            let pid = state.railway.projects[i].id.clone();
+            product::railway(
+                state,
+                now,
+                &pid,
+                &s.shared,
+                &s.variables,
+                &s.sealed,
+                &s.domains,
+                &s.deployments,
+            );
         }
         for s in &self.vercel {
-            if state.vercel.find(&s.name).is_some() {
+            if let Some(pi) = state.vercel.find(&s.name) {
+                product::vercel(state, now, pi, &s.env, &s.domains, &s.deployments);
                 continue;
             }
             let id = if s.name.starts_with("prj_") {
@@ -184,6 +222,8 @@ impl Seed {
                 production_deployment: None,
                 alias_assigned_at: None,
             });
+            let pi = state.vercel.projects.len() - 1;
+            product::vercel(state, now, pi, &s.env, &s.domains, &s.deployments);
         }
         for s in &self.supabase {
             if state.supabase.project(&s.project_ref).is_none() {
@@ -195,6 +235,8 @@ impl Seed {
                 let p = SupabaseProject::new(&s.project_ref, name, now);
                 state.supabase.projects.push(p);
             }
+            let host = s.custom_hostname.as_deref();
+            product::supabase(state, now, &s.project_ref, &s.secrets, host);
         }
     }
 }
@@ -225,11 +267,15 @@ mod tests {
                 name: "shop".into(),
                 environments: vec!["production".into(), "staging".into()],
                 services: vec!["api".into(), "11111111-2222-4333-8444-555555555555".into()],
+                ..Default::default()
             }],
-            vercel: vec![SeedVercelProject { name: "web".into() }],
+            vercel: vec![SeedVercelProject {
+                name: "web".into(),
+                ..Default::default()
+            }],
             supabase: vec![SeedSupabaseProject {
                 project_ref: "abcdefghijklmnopqrst".into(),
-                name: String::new(),
+                ..Default::default()
             }],
         };
         let mut state = SimState::default();
@@ -279,7 +325,7 @@ mod tests {
             railway: Some(RailwayTarget {
                 project: "shop".into(),
                 environment: env.into(),
-                service: service.into(),
+                service: Some(service.into()),
             }),
             ..spec(Platform::Railway, service)
         };
@@ -314,7 +360,7 @@ mod tests {
         assert_eq!(seed.railway.len(), 1);
         assert_eq!(seed.railway[0].environments, ["production", "staging"]);
         assert_eq!(seed.railway[0].services, ["api", "worker"]);
-        assert_eq!(seed.vercel, [SeedVercelProject { name: "web".into() }]);
+        assert_eq!(seed.vercel[0].name, "web");
         assert_eq!(seed.supabase[0].name, "database");
     }
 

@@ -145,6 +145,10 @@ pub(crate) fn handle(state: &mut SimState, ctx: &Ctx, req: &ApiRequest) -> Reply
     let segs = req.segs();
     let method = req.method.as_str();
     let (r, rest) = match segs.as_slice() {
+        ["v1", "projects"] if method == "GET" => {
+            let list: Vec<Value> = state.supabase.projects.iter().map(project_json).collect();
+            return Reply::ok(Value::Array(list));
+        }
         ["v1", "projects", r, rest @ ..] => (*r, rest),
         _ => return not_found(SimPlatform::Supabase, &req.path),
     };

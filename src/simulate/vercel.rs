@@ -221,7 +221,9 @@ pub(crate) fn bad_request(message: &str) -> Reply {
 pub(crate) fn handle(state: &mut SimState, ctx: &Ctx, req: &ApiRequest) -> Reply {
     let segs = req.segs();
     let r = match (req.method.as_str(), segs.as_slice()) {
+        ("GET", ["v10", "projects"]) => list_projects(state, req),
         ("GET", ["v9", "projects", p]) => get_project(state, p),
+        ("GET", ["v1", "projects", p, "env", e]) => env::get_env(state, p, e),
         ("GET", ["v10", "projects", p, "env"]) => env::list_env(state, p, req),
         ("POST", ["v10", "projects", p, "env"]) => env::create_env(state, ctx, req, p),
         ("PATCH", ["v9", "projects", p, "env", e]) => env::edit_env(state, ctx, req, p, e),
@@ -244,6 +246,32 @@ pub(crate) fn handle(state: &mut SimState, ctx: &Ctx, req: &ApiRequest) -> Reply
         _ => Err(not_found(SimPlatform::Vercel, &req.path)),
     };
     r.unwrap_or_else(|e| e)
+}
+
+/// `GET /v10/projects`: 100 a page, newest first; `pagination.next` goes back as `from`.
+fn list_projects(state: &SimState, req: &ApiRequest) -> Result<Reply, Reply> {
+    let from = req.query("from").and_then(|v| v.parse::<i64>().ok());
+    let mut items: Vec<(i64, &VercelProject)> = state
+        .vercel
+        .projects
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.created_at.timestamp_millis() * 1000 + i as i64, p))
+        .filter(|(t, _)| from.is_none_or(|f| *t < f))
+        .collect();
+    items.sort_by_key(|(t, _)| std::cmp::Reverse(*t));
+    let more = items.len() > 100;
+    items.truncate(100);
+    let next = if more { items.last().map(|(t, _)| *t) } else { None };
+    let projects: Vec<Value> = items
+        .iter()
+        .map(|(_, p)| json!({ "id": p.id, "name": p.name, "accountId": p.account_id,
+            "createdAt": p.created_at.timestamp_millis(), "updatedAt": p.created_at.timestamp_millis() }))
+        .collect();
+    let count = projects.len();
+    Ok(Reply::ok(json!({
+        "projects": projects, "pagination": { "count": count, "next": next, "prev": null },
+    })))
 }
 
 fn get_project(state: &SimState, p: &str) -> Result<Reply, Reply> {

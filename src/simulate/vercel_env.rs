@@ -28,6 +28,21 @@ fn env_json(e: &VercelEnv) -> Value {
     })
 }
 
+/// `GET /v1/projects/{p}/env/{id}`: one variable with its value decrypted, except a sensitive
+/// one, whose value is never returned.
+pub(crate) fn get_env(state: &SimState, p: &str, id: &str) -> Result<Reply, Reply> {
+    let p = &state.vercel.projects[state.vercel.project(p)?];
+    let e = p.envs.iter().find(|e| e.id == id).ok_or_else(|| {
+        vercel_error(404, "not_found", &format!("Environment variable {id} not found"))
+    })?;
+    let mut out = env_json(e);
+    if e.kind != "sensitive" {
+        out["value"] = json!(e.value);
+        out["decrypted"] = json!(e.kind == "encrypted");
+    }
+    Ok(Reply::ok(out))
+}
+
 /// A project's variables, newest first, 100 a page: a longer list says `pagination.next`,
 /// which a client sends back as `until` for the next page.
 pub(crate) fn list_env(state: &SimState, p: &str, req: &ApiRequest) -> Result<Reply, Reply> {

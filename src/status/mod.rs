@@ -92,6 +92,10 @@ pub struct ResourceStatus {
     pub synced: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_synced: Option<DateTime<Utc>>,
+    /// When tether adopted it: it was on the platform before the manifests named it (for
+    /// example after `tether import`), and tether manages it since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopted: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_attempted: Option<DateTime<Utc>>,
     pub conditions: Vec<Condition>,

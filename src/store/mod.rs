@@ -31,6 +31,8 @@ pub enum StoreError {
 pub mod trees {
     pub const OBSERVED: &str = "observed";
     pub const INVENTORY: &str = "inventory";
+    /// When tether adopted an object it found on the platform (object key → time).
+    pub const ADOPTED: &str = "adopted";
     pub const META: &str = "meta";
     pub const JOURNAL: &str = "journal";
     pub const LEDGER: &str = "ledger";

@@ -326,7 +326,7 @@ pub async fn assert_no_duplicates(sim: &SimHandle) {
             .resolve(&RailwayTarget {
                 project: "vocilia".into(),
                 environment: env.into(),
-                service: "backend".into(),
+                service: Some("backend".into()),
             })
             .await
             .unwrap();

@@ -41,6 +41,10 @@ pub struct DatabaseUrl {
     /// The name of a variable of the policy's environment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from_variable: Option<String>,
+    /// Not known yet (`tether import` cannot read a database password): no backup is taken
+    /// until a person gives `secret` or `fromVariable` instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placeholder: Option<String>,
 }
 
 impl DatabaseUrl {

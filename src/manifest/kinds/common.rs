@@ -153,6 +153,9 @@ pub enum ValueSource {
     Plain(String),
     /// ASCII-armored age ciphertext (`-----BEGIN AGE ENCRYPTED FILE-----`).
     Secret(String),
+    /// A value nobody has filled in yet (`tether import` writes one where the platform never
+    /// returns the value): tether leaves the platform's value alone, and `validate` reports it.
+    Placeholder(String),
 }
 
 impl ValueSource {
@@ -188,17 +191,26 @@ impl<'de> Deserialize<'de> for ValueSource {
                 self,
                 mut m: A,
             ) -> Result<ValueSource, A::Error> {
-                let mut secret = None;
+                let mut out = None;
                 while let Some(k) = m.next_key::<String>()? {
-                    if k == "secret" {
-                        secret = Some(m.next_value::<String>()?);
-                    } else {
-                        return Err(serde::de::Error::unknown_field(&k, &["secret"]));
+                    let v = match k.as_str() {
+                        "secret" => ValueSource::Secret(m.next_value::<String>()?),
+                        "placeholder" => ValueSource::Placeholder(m.next_value::<String>()?),
+                        _ => {
+                            return Err(serde::de::Error::unknown_field(
+                                &k,
+                                &["secret", "placeholder"],
+                            ));
+                        }
+                    };
+                    if out.is_some() {
+                        return Err(serde::de::Error::custom(
+                            "give either secret or placeholder, not both",
+                        ));
                     }
+                    out = Some(v);
                 }
-                secret
-                    .map(ValueSource::Secret)
-                    .ok_or_else(|| serde::de::Error::missing_field("secret"))
+                out.ok_or_else(|| serde::de::Error::missing_field("secret"))
             }
         }
         d.deserialize_any(V)
@@ -213,6 +225,12 @@ impl Serialize for ValueSource {
                 use serde::ser::SerializeMap;
                 let mut m = s.serialize_map(Some(1))?;
                 m.serialize_entry("secret", c)?;
+                m.end()
+            }
+            ValueSource::Placeholder(why) => {
+                use serde::ser::SerializeMap;
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry("placeholder", why)?;
                 m.end()
             }
         }
@@ -232,6 +250,13 @@ impl JsonSchema for ValueSource {
                     "type": "object",
                     "properties": {"secret": {"type": "string", "pattern": "^-----BEGIN AGE ENCRYPTED FILE-----"}},
                     "required": ["secret"],
+                    "additionalProperties": false
+                },
+                {
+                    "description": "A value a person has yet to fill in (written by `tether import`); tether leaves the platform's value alone and `validate` reports it.",
+                    "type": "object",
+                    "properties": {"placeholder": {"type": "string"}},
+                    "required": ["placeholder"],
                     "additionalProperties": false
                 }
             ]

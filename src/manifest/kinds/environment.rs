@@ -35,7 +35,8 @@ fn yes() -> bool {
 }
 
 /// A Railway service instance: a service in one environment of a project, named as in the
-/// dashboard (tether resolves names to ids) or given by id.
+/// dashboard (tether resolves names to ids) or given by id. Without `service`, the
+/// environment's shared variables (which services use as `${{shared.NAME}}`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RailwayTarget {
@@ -43,8 +44,9 @@ pub struct RailwayTarget {
     pub project: String,
     /// Environment name or id inside the project (for example `production`).
     pub environment: String,
-    /// Service name or id.
-    pub service: String,
+    /// Service name or id; absent for the environment's shared variables.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
 }
 
 /// A Vercel project and deployment target.

@@ -8,15 +8,32 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{EnvironmentType, Platform, ValueSource};
 
-/// Variables for one environment. Several `Variables` manifests may name the same environment;
-/// their entries are merged and a name given twice is an error.
+/// Variables for one environment, or for several that share them (one Vercel variable for
+/// several targets). Several `Variables` manifests may name the same environment; their entries
+/// are merged and a name given twice is an error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct VariablesSpec {
     /// The `metadata.name` of the Environment these variables belong to.
-    pub environment: String,
-    /// `NAME: value`, or `NAME: {secret: <age ciphertext>}` for a secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// Instead of `environment`: every Environment that shares these variables.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub environments: Vec<String>,
+    /// `NAME: value`, `NAME: {secret: <age ciphertext>}` for a secret, or
+    /// `NAME: {placeholder: <why>}` for a value a person has yet to fill in.
     pub entries: BTreeMap<String, ValueSource>,
+}
+
+impl VariablesSpec {
+    /// The environments these variables belong to.
+    pub fn targets(&self) -> Vec<&str> {
+        self.environment
+            .iter()
+            .chain(self.environments.iter())
+            .map(String::as_str)
+            .collect()
+    }
 }
 
 /// Names that every matching environment must define.

@@ -18,6 +18,7 @@ const P: Platform = Platform::Railway;
 
 pub const Q_PROJECTS: &str = "query Projects($after: String) { projects(first: 50, after: $after) { edges { node { id name } } pageInfo { hasNextPage endCursor } } }";
 pub const Q_PROJECT: &str = "query Project($id: String!) { project(id: $id) { id name environments { edges { node { id name } } } services { edges { node { id name } } } } }";
+pub const Q_ENVIRONMENT: &str = "query Environment($id: String!, $projectId: String!) { environment(id: $id, projectId: $projectId) { id name serviceInstances { edges { node { serviceId serviceName } } } variables { edges { node { name serviceId isSealed } } } } }";
 pub const Q_VARIABLES: &str = "query Variables($projectId: String!, $environmentId: String!, $serviceId: String) { variables(projectId: $projectId, environmentId: $environmentId, serviceId: $serviceId, unrendered: true) }";
 pub const M_UPSERT: &str = "mutation Upsert($input: VariableCollectionUpsertInput!) { variableCollectionUpsert(input: $input) }";
 pub const M_DELETE_VAR: &str =
@@ -39,7 +40,23 @@ pub const M_ROLLBACK: &str = "mutation Rollback($id: String!) { deploymentRollba
 pub struct Ids {
     pub project: String,
     pub environment: String,
-    pub service: String,
+    /// None: the environment's shared variables.
+    pub service: Option<String>,
+}
+
+/// A project's environments and services, `(id, name)` each.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub id: String,
+    pub environments: Vec<(String, String)>,
+    pub services: Vec<(String, String)>,
+}
+
+/// What `environment(id)` tells: the services in it and its sealed variables.
+#[derive(Debug, Clone, Default)]
+pub struct EnvironmentMeta {
+    pub services: Vec<String>,
+    pub sealed: Vec<(Option<String>, String)>,
 }
 
 /// The Railway client.
@@ -217,6 +234,81 @@ impl Railway {
         Ok(p)
     }
 
+    /// Every project the token sees: `(id, name)`, every page.
+    pub async fn projects(&self) -> Result<Vec<(String, String)>, ProviderError> {
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        for _ in 0..1000 {
+            let data = self
+                .gql(Q_PROJECTS, json!({"after": after}), vec![], false)
+                .await?;
+            let conn = &data["projects"];
+            for e in conn["edges"].as_array().into_iter().flatten() {
+                if let (Some(id), Some(name)) = (e["node"]["id"].as_str(), e["node"]["name"].as_str())
+                {
+                    out.push((id.to_string(), name.to_string()));
+                }
+            }
+            if conn["pageInfo"]["hasNextPage"].as_bool() != Some(true) {
+                return Ok(out);
+            }
+            after = conn["pageInfo"]["endCursor"].as_str().map(String::from);
+        }
+        Err(ProviderError::Garbage {
+            platform: P,
+            detail: "projects kept answering with another page".into(),
+        })
+    }
+
+    /// A project's id, and its environments and services as `(id, name)`.
+    pub async fn layout(&self, name_or_id: &str) -> Result<Layout, ProviderError> {
+        let p = self.project_ids(name_or_id).await?;
+        let swap = |m: &BTreeMap<String, String>| -> Vec<(String, String)> {
+            m.iter().map(|(n, id)| (id.clone(), n.clone())).collect()
+        };
+        Ok(Layout {
+            id: p.id.clone(),
+            environments: swap(&p.environments),
+            services: swap(&p.services),
+        })
+    }
+
+    /// The services deployed in an environment, and which of its variables are sealed:
+    /// `(service ids, (service id or None for shared, name) of each sealed variable)`.
+    pub async fn environment_meta(
+        &self,
+        project: &str,
+        environment: &str,
+    ) -> Result<EnvironmentMeta, ProviderError> {
+        let data = self
+            .gql(
+                Q_ENVIRONMENT,
+                json!({"id": environment, "projectId": project}),
+                vec![],
+                false,
+            )
+            .await?;
+        let env = &data["environment"];
+        let edges = |k: &str| env[k]["edges"].as_array().cloned().unwrap_or_default();
+        Ok(EnvironmentMeta {
+            services: edges("serviceInstances")
+                .iter()
+                .filter_map(|e| e["node"]["serviceId"].as_str().map(String::from))
+                .collect(),
+            sealed: edges("variables")
+                .iter()
+                .filter(|e| e["node"]["isSealed"].as_bool() == Some(true))
+                .filter_map(|e| {
+                    let n = &e["node"];
+                    Some((
+                        n["serviceId"].as_str().map(String::from),
+                        n["name"].as_str()?.to_string(),
+                    ))
+                })
+                .collect(),
+        })
+    }
+
     /// Resolves a target's names (or ids) to ids; cached per project.
     pub async fn resolve(&self, t: &RailwayTarget) -> Result<Ids, ProviderError> {
         let p = self.project_ids(&t.project).await?;
@@ -239,12 +331,19 @@ impl Railway {
         Ok(Ids {
             project: p.id.clone(),
             environment: find(&p.environments, &t.environment, "environment")?,
-            service: find(&p.services, &t.service, "service")?,
+            service: match &t.service {
+                Some(s) => Some(find(&p.services, s, "service")?),
+                None => None,
+            },
         })
     }
 
     fn scope(ids: &Ids) -> Value {
-        json!({"projectId": ids.project, "environmentId": ids.environment, "serviceId": ids.service})
+        let mut v = json!({"projectId": ids.project, "environmentId": ids.environment});
+        if let Some(s) = &ids.service {
+            v["serviceId"] = json!(s);
+        }
+        v
     }
 
     pub async fn variables(&self, ids: &Ids) -> Result<BTreeMap<String, String>, ProviderError> {
@@ -394,7 +493,10 @@ impl Railway {
         for d in &mut out {
             d.logs_url = Some(format!(
                 "https://railway.com/project/{}/service/{}?environmentId={}&id={}",
-                ids.project, ids.service, ids.environment, d.id
+                ids.project,
+                ids.service.as_deref().unwrap_or_default(),
+                ids.environment,
+                d.id
             ));
         }
         Ok(out)
@@ -413,7 +515,7 @@ impl Railway {
     /// Deploys a commit; after an ambiguous failure, looks for a deployment of it made since.
     pub async fn deploy(&self, ids: &Ids, commit: &str) -> Result<String, ProviderError> {
         let started = Utc::now() - chrono::Duration::seconds(5);
-        let vars = json!({"serviceId": ids.service, "environmentId": ids.environment, "commitSha": commit});
+        let vars = json!({"serviceId": ids.service.as_deref().unwrap_or_default(), "environmentId": ids.environment, "commitSha": commit});
         for _ in 0..5 {
             match self.gql(M_DEPLOY, vars.clone(), vec![], true).await {
                 Ok(d) => {
@@ -445,7 +547,7 @@ impl Railway {
     pub async fn redeploy(&self, ids: &Ids) -> Result<(), ProviderError> {
         self.gql(
             M_REDEPLOY,
-            json!({"serviceId": ids.service, "environmentId": ids.environment}),
+            json!({"serviceId": ids.service.as_deref().unwrap_or_default(), "environmentId": ids.environment}),
             vec![],
             false,
         )

@@ -20,8 +20,13 @@ impl Railway {
     ) -> Result<ObservedEnv, ProviderError> {
         let ids = self.resolve(t).await?;
         let vars = self.variables(&ids).await?;
-        let domains = self.domains(&ids).await?;
-        let deployments = self.deployments(&ids).await?;
+        let sealed = self.sealed(&ids, &vars, ctx).await?;
+        // The shared scope has variables only.
+        let (domains, deployments) = if ids.service.is_some() {
+            (self.domains(&ids).await?, self.deployments(&ids).await?)
+        } else {
+            (vec![], vec![])
+        };
         Ok(ObservedEnv {
             knowledge: Knowledge::Complete,
             observed_at: Some(Utc::now()),
@@ -43,6 +48,7 @@ impl Railway {
                         },
                     )
                 })
+                .chain(sealed)
                 .collect(),
             domains: domains
                 .into_iter()
@@ -51,6 +57,36 @@ impl Railway {
             deployments,
             ..Default::default()
         })
+    }
+
+    /// Wanted variables the platform did not list may be sealed (never returned): asked about
+    /// only then, with one call. A sealed one compares through tether's last write of it.
+    async fn sealed(
+        &self,
+        ids: &Ids,
+        listed: &BTreeMap<String, String>,
+        ctx: &ObserveCtx<'_>,
+    ) -> Result<Vec<(String, ObservedVar)>, ProviderError> {
+        if ctx.wanted.iter().all(|w| listed.contains_key(w)) {
+            return Ok(vec![]);
+        }
+        let meta = self.environment_meta(&ids.project, &ids.environment).await?;
+        Ok(meta
+            .sealed
+            .into_iter()
+            .filter(|(svc, _)| *svc == ids.service)
+            .map(|(_, name)| {
+                let fingerprint = ctx.last_writes.get(&name).map(|lw| lw.fingerprint.clone());
+                let v = ObservedVar {
+                    id: None,
+                    fingerprint,
+                    method: CompareMethod::LastWrite,
+                    platform_type: Some("sealed".into()),
+                    updated_at: None,
+                };
+                (name, v)
+            })
+            .collect())
     }
 
     async fn apply_env(

@@ -227,6 +227,19 @@ impl Vercel {
         Ok(out)
     }
 
+    /// One variable with its value: decrypted for `encrypted`, empty for `sensitive` (which
+    /// Vercel never returns).
+    pub async fn get_env(&self, project: &str, id: &str) -> Result<VercelEnv, ProviderError> {
+        let r = self
+            .http
+            .call(Call::get(format!("/v1/projects/{project}/env/{id}")))
+            .await?;
+        env_of(&r.body).ok_or_else(|| ProviderError::Garbage {
+            platform: P,
+            detail: format!("variable {id} came back without id or key"),
+        })
+    }
+
     /// Edits one variable (used when its type changes).
     pub async fn edit_env(
         &self,
@@ -248,6 +261,23 @@ impl Vercel {
         Ok(self.http.call(call).await?.body["updatedAt"].as_i64())
     }
 
+    /// Edits only the value of one variable, keeping its type, targets and branch (a
+    /// variable several targets share).
+    pub async fn edit_env_value(
+        &self,
+        project: &str,
+        id: &str,
+        value: &str,
+    ) -> Result<Option<i64>, ProviderError> {
+        let call = Call::new(
+            Method::PATCH,
+            format!("/v9/projects/{project}/env/{id}"),
+            Some(json!({"value": value})),
+        )
+        .secrets(vec![value]);
+        Ok(self.http.call(call).await?.body["updatedAt"].as_i64())
+    }
+
     /// Deletes many variables in one call.
     pub async fn delete_envs(&self, project: &str, ids: &[String]) -> Result<(), ProviderError> {
         let call = Call::new(
@@ -256,6 +286,32 @@ impl Vercel {
             Some(json!({"ids": ids})),
         );
         self.http.call(call).await.map(|_| ())
+    }
+
+    /// Every project the token (and team) sees, every page: `(id, name)`.
+    pub async fn list_projects(&self) -> Result<Vec<(String, String)>, ProviderError> {
+        let mut out = Vec::new();
+        let mut from: Option<i64> = None;
+        for _ in 0..1000 {
+            let mut call = Call::get("/v10/projects").query("limit", "100");
+            if let Some(f) = from {
+                call = call.query("from", f.to_string());
+            }
+            let r = self.http.call(call).await?;
+            for p in r.body["projects"].as_array().into_iter().flatten() {
+                if let (Some(id), Some(name)) = (p["id"].as_str(), p["name"].as_str()) {
+                    out.push((id.to_string(), name.to_string()));
+                }
+            }
+            match r.body["pagination"]["next"].as_i64() {
+                Some(n) if Some(n) != from => from = Some(n),
+                _ => return Ok(out),
+            }
+        }
+        Err(ProviderError::Garbage {
+            platform: P,
+            detail: "/v10/projects kept answering with another page".into(),
+        })
     }
 
     /// Every domain of a project, following pagination to the end.
@@ -490,6 +546,22 @@ impl Vercel {
             retry_after: None,
             rate_limited: false,
         })
+    }
+
+    /// The git repository a deployment was built from: `(provider, "owner/name")`.
+    pub async fn git_repo(&self, id: &str) -> Result<Option<(String, String)>, ProviderError> {
+        let r = self
+            .http
+            .call(Call::get(format!("/v13/deployments/{id}")))
+            .await?;
+        let g = &r.body["gitSource"];
+        let provider = g["type"].as_str().map(String::from);
+        let repo = match (g["org"].as_str(), g["repo"].as_str()) {
+            (Some(o), Some(r)) => Some(format!("{o}/{r}")),
+            (None, Some(r)) if r.contains('/') => Some(r.to_string()),
+            _ => None,
+        };
+        Ok(provider.zip(repo))
     }
 
     pub async fn promote(&self, project: &str, deployment: &str) -> Result<(), ProviderError> {

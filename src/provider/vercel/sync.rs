@@ -36,10 +36,18 @@ impl Vercel {
                     .last_writes
                     .get(&e.key)
                     .filter(|lw| lw.updated_at.is_some() && lw.updated_at == e.updated_at);
-                (
-                    lw.map(|lw| lw.fingerprint.clone()),
-                    CompareMethod::LastWrite,
-                )
+                let fp = match lw {
+                    Some(lw) => Some(lw.fingerprint.clone()),
+                    // An encrypted value tether has no baseline for (written by someone else,
+                    // or adopted): read it decrypted once; the caller keeps the fingerprint as
+                    // the baseline while `updatedAt` stays the same.
+                    None if e.kind == "encrypted" && e.updated_at.is_some() => {
+                        let full = self.get_env(&pid, &e.id).await?;
+                        Some(ctx.fingerprinter.of_value(&full.value))
+                    }
+                    None => None,
+                };
+                (fp, CompareMethod::LastWrite)
             };
             variables.insert(
                 e.key.clone(),
@@ -203,16 +211,19 @@ impl Vercel {
             match self.upsert_env(&pid, t, &writes).await {
                 Ok(map) => {
                     for (i, w) in &bulk {
-                        results[*i] =
-                            Some(
-                                map.get(w.key)
-                                    .cloned()
-                                    .unwrap_or(Ok(None))
-                                    .map(|u| Applied {
-                                        id: None,
-                                        updated_at: u,
-                                    }),
-                            );
+                        let mut r = map.get(w.key).cloned().unwrap_or(Ok(None));
+                        // One variable for several targets (adopted as shared) conflicts with an
+                        // upsert for one target: its value is edited in place, targets kept.
+                        if let (Err(ProviderError::Rejected { message, .. }), Some((.., Some(id)))) =
+                            (&r, var(&changes[*i]))
+                            && message.contains("already exists")
+                        {
+                            r = self.edit_env_value(&pid, &id, w.value).await;
+                        }
+                        results[*i] = Some(r.map(|u| Applied {
+                            id: None,
+                            updated_at: u,
+                        }));
                     }
                 }
                 Err(e) => bulk
