@@ -248,7 +248,9 @@ fn database_url(
     } else if let Some(why) = &spec.database_url.placeholder {
         return Err(BackupError::config(
             policy,
-            format!("the database URL is a placeholder ({why}); give it as a secret or fromVariable"),
+            format!(
+                "the database URL is a placeholder ({why}); give it as a secret or fromVariable"
+            ),
         ));
     } else if let Some(name) = &spec.database_url.from_variable {
         desired

@@ -57,7 +57,11 @@ pub fn run(_global: &Global, args: ImportArgs) -> Result<ExitCode, CliError> {
     for r in &args.railway {
         sources.push(Source::railway(r).map_err(CliError::Usage)?);
     }
-    sources.extend(args.vercel.iter().map(|p| Source::Vercel { project: p.clone() }));
+    sources.extend(
+        args.vercel
+            .iter()
+            .map(|p| Source::Vercel { project: p.clone() }),
+    );
     sources.extend(args.supabase.iter().map(|r| Source::Supabase {
         project_ref: r.clone(),
     }));
@@ -97,7 +101,13 @@ pub fn run(_global: &Global, args: ImportArgs) -> Result<ExitCode, CliError> {
     })?;
     let progress = |what: &str| eprintln!("{what}…");
     let found = rt
-        .block_on(import::read(&clients, &sources, args.all, args.env_type, &progress))
+        .block_on(import::read(
+            &clients,
+            &sources,
+            args.all,
+            args.env_type,
+            &progress,
+        ))
         .map_err(|e| CliError::Usage(e.to_string()))?;
     let opts = Options {
         out: args.out.clone(),

@@ -256,8 +256,14 @@ pub async fn read(
             } => {
                 progress(&format!("reading Railway project {project}"));
                 let c = clients.railway.ok_or_else(|| missing(Platform::Railway))?;
-                railway::read(c, project, environment.as_deref(), service.as_deref(), env_type)
-                    .await?
+                railway::read(
+                    c,
+                    project,
+                    environment.as_deref(),
+                    service.as_deref(),
+                    env_type,
+                )
+                .await?
             }
             Source::Vercel { project } => {
                 progress(&format!("reading Vercel project {project}"));
@@ -266,7 +272,9 @@ pub async fn read(
             }
             Source::Supabase { project_ref } => {
                 progress(&format!("reading Supabase project {project_ref}"));
-                let c = clients.supabase.ok_or_else(|| missing(Platform::Supabase))?;
+                let c = clients
+                    .supabase
+                    .ok_or_else(|| missing(Platform::Supabase))?;
                 supabase::read(c, project_ref, env_type).await?
             }
         };

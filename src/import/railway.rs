@@ -78,7 +78,8 @@ pub(super) async fn read(
             name: format!("{}-{app}", short_type(env_type)),
             what: format!(
                 "railway {project}/{env_name}{}",
-                svc.map(|s| format!("/{s}")).unwrap_or_else(|| " (shared variables)".into())
+                svc.map(|s| format!("/{s}"))
+                    .unwrap_or_else(|| " (shared variables)".into())
             ),
             railway: Some(RailwayTarget {
                 project: project.to_string(),
@@ -126,7 +127,12 @@ pub(super) async fn read(
             for n in sealed_in(Some(svc_id)) {
                 t.vars.insert(n, Val::Unreadable(SEALED.into()));
             }
-            t.domains = c.domains(&ids).await?.into_iter().map(|d| d.hostname).collect();
+            t.domains = c
+                .domains(&ids)
+                .await?
+                .into_iter()
+                .map(|d| d.hostname)
+                .collect();
             let deployments = c.deployments(&ids).await?;
             if let Some(d) = deployments.iter().find(|d| d.active) {
                 match (&d.commit, &d.branch) {

@@ -105,7 +105,9 @@ pub(super) async fn read(
             what: format!(
                 "vercel {pname} ({}{})",
                 s.0.as_str(),
-                s.1.as_deref().map(|b| format!(", branch {b}")).unwrap_or_default()
+                s.1.as_deref()
+                    .map(|b| format!(", branch {b}"))
+                    .unwrap_or_default()
             ),
             railway: None,
             vercel: Some(VercelTarget {

@@ -68,7 +68,12 @@ fn doc<S: Serialize>(kind: &str, metadata: Metadata, spec: S) -> Result<String, 
 fn rules(opts: &Options) -> Result<(Rules, Option<String>), ImportError> {
     let path = opts.out.join(".tether.yaml");
     let bad = |d: Vec<Diagnostic>| {
-        ImportError::Rules(d.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
+        ImportError::Rules(
+            d.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
     };
     if path.exists() {
         if !opts.recipients.is_empty() {
@@ -124,11 +129,15 @@ pub(super) fn write(found: &Found, opts: &Options) -> Result<Outcome, ImportErro
         .filter(|v| matches!(v, Val::Secret(_)))
         .count();
     let (rules, new_rules) = rules(opts)?;
-    if secrets > 0 && rules.for_secret(&opts.out.join("x"), &BTreeMap::new()).is_none() {
+    if secrets > 0
+        && rules
+            .for_secret(&opts.out.join("x"), &BTreeMap::new())
+            .is_none()
+    {
         // A folder whose rules all match by selector or path may still cover every secret:
         // each is checked when it is encrypted. With no rule at all, say so before anything.
-        let any_rule = std::fs::read_to_string(opts.out.join(".tether.yaml")).is_ok()
-            || new_rules.is_some();
+        let any_rule =
+            std::fs::read_to_string(opts.out.join(".tether.yaml")).is_ok() || new_rules.is_some();
         if !any_rule {
             return Err(ImportError::NoRecipients {
                 count: secrets,
@@ -164,7 +173,12 @@ pub(super) fn write(found: &Found, opts: &Options) -> Result<Outcome, ImportErro
             vercel: t.vercel.clone(),
             supabase: t.supabase.clone(),
         };
-        add(&t.app, "environments.yaml", "environment", doc("Environment", meta(&t.name, &lbl, None), spec)?);
+        add(
+            &t.app,
+            "environments.yaml",
+            "environment",
+            doc("Environment", meta(&t.name, &lbl, None), spec)?,
+        );
         let file = opts.out.join(&t.app).join("variables.yaml");
         if !t.vars.is_empty() {
             let mut entries = BTreeMap::new();
@@ -180,7 +194,12 @@ pub(super) fn write(found: &Found, opts: &Options) -> Result<Outcome, ImportErro
                 environments: vec![],
                 entries,
             };
-            add(&t.app, "variables.yaml", "variables", doc("Variables", meta(&t.name, &[], None), spec)?);
+            add(
+                &t.app,
+                "variables.yaml",
+                "variables",
+                doc("Variables", meta(&t.name, &[], None), spec)?,
+            );
         }
         for host in &t.domains {
             let name = slug(host);
@@ -191,7 +210,12 @@ pub(super) fn write(found: &Found, opts: &Options) -> Result<Outcome, ImportErro
                 target: None,
                 port: None,
             };
-            add(&t.app, "domains.yaml", "domain", doc("Domain", meta(&name, &[], None), spec)?);
+            add(
+                &t.app,
+                "domains.yaml",
+                "domain",
+                doc("Domain", meta(&name, &[], None), spec)?,
+            );
             let spec = CertificateSpec {
                 domain: host.clone(),
                 authority: Authority::Letsencrypt,
@@ -199,7 +223,12 @@ pub(super) fn write(found: &Found, opts: &Options) -> Result<Outcome, ImportErro
                 warning_days: 30,
                 critical_days: 7,
             };
-            add(&t.app, "certificates.yaml", "certificate", doc("Certificate", meta(&name, &[], None), spec)?);
+            add(
+                &t.app,
+                "certificates.yaml",
+                "certificate",
+                doc("Certificate", meta(&name, &[], None), spec)?,
+            );
             if t.env_type == EnvironmentType::Production {
                 let why = "a skeleton written by tether import: point url at a health endpoint and check the thresholds";
                 let spec = MonitorSpec {
@@ -213,8 +242,15 @@ pub(super) fn write(found: &Found, opts: &Options) -> Result<Outcome, ImportErro
                     slo: Slo::default(),
                     maintenance_windows: vec![],
                 };
-                add(&t.app, "monitors.yaml", "monitor", doc("Monitor", meta(&name, &[], Some(why)), spec)?);
-                out.review.push(format!("Monitor {name} ({host}): a skeleton; point url at a health endpoint"));
+                add(
+                    &t.app,
+                    "monitors.yaml",
+                    "monitor",
+                    doc("Monitor", meta(&name, &[], Some(why)), spec)?,
+                );
+                out.review.push(format!(
+                    "Monitor {name} ({host}): a skeleton; point url at a health endpoint"
+                ));
             }
         }
         if let Some(r) = &t.running {
@@ -226,7 +262,12 @@ pub(super) fn write(found: &Found, opts: &Options) -> Result<Outcome, ImportErro
                 auto_rollback: false,
                 health_gate: HealthGate::default(),
             };
-            add(&t.app, "deployments.yaml", "deployment", doc("Deployment", meta(&t.name, &[], None), spec)?);
+            add(
+                &t.app,
+                "deployments.yaml",
+                "deployment",
+                doc("Deployment", meta(&t.name, &[], None), spec)?,
+            );
         }
         if t.platform == Platform::Supabase {
             let why = "the database password is not readable through Supabase's API";
@@ -248,9 +289,20 @@ pub(super) fn write(found: &Found, opts: &Options) -> Result<Outcome, ImportErro
                 },
             };
             let note = "a skeleton written by tether import: give the database URL, and check the schedule, retention and storage";
-            add(&t.app, "backup.yaml", "backuppolicy", doc("BackupPolicy", meta(&t.name, &[], Some(note)), spec)?);
-            out.placeholders.push(format!("{}/BackupPolicy {} databaseUrl: {why}", t.name, t.name));
-            out.review.push(format!("BackupPolicy {}: a skeleton; give the database URL and check where archives go", t.name));
+            add(
+                &t.app,
+                "backup.yaml",
+                "backuppolicy",
+                doc("BackupPolicy", meta(&t.name, &[], Some(note)), spec)?,
+            );
+            out.placeholders.push(format!(
+                "{}/BackupPolicy {} databaseUrl: {why}",
+                t.name, t.name
+            ));
+            out.review.push(format!(
+                "BackupPolicy {}: a skeleton; give the database URL and check where archives go",
+                t.name
+            ));
         }
         out.review.extend(t.notes.iter().cloned());
     }
@@ -261,7 +313,8 @@ pub(super) fn write(found: &Found, opts: &Options) -> Result<Outcome, ImportErro
         for (k, v) in &s.vars {
             entries.insert(k.clone(), source(v, &file, &labels(first), &rules)?);
             if let Val::Unreadable(why) = v {
-                out.placeholders.push(format!("{}/{k}: {why}", s.environments.join("+")));
+                out.placeholders
+                    .push(format!("{}/{k}: {why}", s.environments.join("+")));
             }
         }
         out.variables += entries.len();
@@ -275,7 +328,12 @@ pub(super) fn write(found: &Found, opts: &Options) -> Result<Outcome, ImportErro
             environments: s.environments.clone(),
             entries,
         };
-        add(&s.app, "variables.yaml", "variables", doc("Variables", meta(&name, &[], None), spec)?);
+        add(
+            &s.app,
+            "variables.yaml",
+            "variables",
+            doc("Variables", meta(&name, &[], None), spec)?,
+        );
     }
     // Every file, then the check for existing ones, then the writes.
     let mut files: Vec<(PathBuf, String, usize)> = Vec::new();

@@ -267,7 +267,10 @@ type EnvRef<'a> =
 
 /// A Railway environment without a service: its shared variables, nothing else.
 fn shared_only(env: &Resource<EnvironmentSpec>) -> bool {
-    env.spec.railway.as_ref().is_some_and(|t| t.service.is_none())
+    env.spec
+        .railway
+        .as_ref()
+        .is_some_and(|t| t.service.is_none())
 }
 
 fn shared_only_message(env: &Resource<EnvironmentSpec>) -> String {
@@ -311,7 +314,9 @@ fn collect_variables<'d>(
             let env_name = &env_name.to_string();
             let env = env_ref(d, env_name, errs);
             let platform = env.as_ref().map(|e| e.spec.platform);
-            collect_entries(d, r, env_name, platform, st, keys, summary, &mut out, &mut index, errs);
+            collect_entries(
+                d, r, env_name, platform, st, keys, summary, &mut out, &mut index, errs,
+            );
         }
     }
     for (env_name, vars) in &out {

@@ -166,11 +166,7 @@ fn variables(
         let current = obs.variables.get(key);
         // A secret Vercel already keeps unreadable (encrypted or sensitive) stays as it is.
         let kept = |ov: &crate::observed::ObservedVar| {
-            secret
-                && matches!(
-                    ov.platform_type.as_deref(),
-                    Some("encrypted" | "sensitive")
-                )
+            secret && matches!(ov.platform_type.as_deref(), Some("encrypted" | "sensitive"))
         };
         let type_changed = current.is_some_and(|ov| {
             platform_type.is_some() && ov.platform_type != platform_type && !kept(ov)
@@ -183,9 +179,8 @@ fn variables(
                     CompareMethod::Value | CompareMethod::LastWrite => &dv.fingerprint,
                 };
                 let same_value = ov.fingerprint.as_ref() == Some(want);
-                let same_type = platform_type.is_none()
-                    || ov.platform_type == platform_type
-                    || kept(ov);
+                let same_type =
+                    platform_type.is_none() || ov.platform_type == platform_type || kept(ov);
                 if same_value && same_type {
                     Action::Noop
                 } else {

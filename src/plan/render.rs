@@ -11,7 +11,11 @@ use super::{Action, Detail, Plan, Severity};
 pub fn text(plan: &Plan) -> String {
     let mut out = String::new();
     let mut env = "";
-    for c in plan.changes.iter().filter(|c| c.action.is_write() || c.adopt) {
+    for c in plan
+        .changes
+        .iter()
+        .filter(|c| c.action.is_write() || c.adopt)
+    {
         if c.key.environment != env {
             env = &c.key.environment;
             let _ = writeln!(out, "{} ({}):", env, c.platform);

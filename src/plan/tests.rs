@@ -204,9 +204,29 @@ fn from_empty_everything_is_created_in_platform_order() {
 
 #[test]
 fn converged_state_plans_no_writes() {
-    let p = plan(&desired(""), &converged(), &PlanOptions::default());
+    let mut fresh = converged();
+    fresh.inventory.clear();
+    let p = plan(&desired(""), &fresh, &PlanOptions::default());
     assert!(!p.has_changes(), "{}", render::text(&p));
     assert_eq!(p.summary().unchanged, 6);
+    // Nothing is in the inventory yet: every object is adopted, not created.
+    assert_eq!(p.summary().adopt, 6);
+    let text = render::text(&p);
+    assert!(
+        text.contains("  @ adopt variable A (already on the platform)"),
+        "{text}"
+    );
+    assert!(
+        text.trim_end().ends_with(
+            "No changes: the platforms match the manifests (6 objects). 6 already on the platform will be adopted (tether manages them from the first apply)."
+        ),
+        "{text}"
+    );
+    // Once adopted, they are simply unchanged.
+    let mut obs = converged();
+    obs.inventory = p.changes.iter().map(|c| c.key.clone()).collect();
+    let p = plan(&desired(""), &obs, &PlanOptions::default());
+    assert_eq!(p.summary().adopt, 0);
     assert!(render::text(&p).starts_with("No changes"));
 }
 

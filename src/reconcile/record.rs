@@ -237,7 +237,8 @@ impl Reconciler {
                 fingerprint: fp.clone(),
                 updated_at: Some(at),
             };
-            self.store.put(trees::WRITES, &format!("{env}/{key}"), &lw)?;
+            self.store
+                .put(trees::WRITES, &format!("{env}/{key}"), &lw)?;
             self.last_writes
                 .entry(env.to_string())
                 .or_default()

@@ -9,8 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::SimError;
 use super::seed_product as product;
 pub use super::seed_product::{
-    SeedRailwayDeployment, SeedRailwayDomain, SeedVercelDeployment, SeedVercelDomain,
-    SeedVercelEnv,
+    SeedRailwayDeployment, SeedRailwayDomain, SeedVercelDeployment, SeedVercelDomain, SeedVercelEnv,
 };
 use super::state::{Named, SimState};
 use super::supabase::SupabaseProject;

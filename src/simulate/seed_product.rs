@@ -93,18 +93,38 @@ pub(crate) fn railway(
     let Some(p) = state.railway.projects.iter().find(|p| p.id == pid).cloned() else {
         return;
     };
-    let env_id = |n: &str| p.environments.iter().find(|e| e.name == n).map(|e| e.id.clone());
-    let svc_id = |n: &str| p.services.iter().find(|s| s.name == n).map(|s| s.id.clone());
+    let env_id = |n: &str| {
+        p.environments
+            .iter()
+            .find(|e| e.name == n)
+            .map(|e| e.id.clone())
+    };
+    let svc_id = |n: &str| {
+        p.services
+            .iter()
+            .find(|s| s.name == n)
+            .map(|s| s.id.clone())
+    };
     for (env, vars) in shared {
         if let Some(e) = env_id(env) {
-            let scope = state.railway.variables.entry(format!("{pid}/{e}/")).or_default();
+            let scope = state
+                .railway
+                .variables
+                .entry(format!("{pid}/{e}/"))
+                .or_default();
             scope.extend(vars.clone());
         }
     }
     for (at, vars) in variables {
-        let Some((env, svc)) = at.split_once('/') else { continue };
+        let Some((env, svc)) = at.split_once('/') else {
+            continue;
+        };
         if let (Some(e), Some(s)) = (env_id(env), svc_id(svc)) {
-            let scope = state.railway.variables.entry(format!("{pid}/{e}/{s}")).or_default();
+            let scope = state
+                .railway
+                .variables
+                .entry(format!("{pid}/{e}/{s}"))
+                .or_default();
             scope.extend(vars.clone());
         }
     }
@@ -206,7 +226,10 @@ pub(crate) fn vercel(
             meta.insert("githubCommitRepo".to_string(), repo.to_string());
         }
         let at = state.stamp(past(now));
-        let id = format!("dpl_{}", hex_of(&[&project_id, &d.commit, &at.to_rfc3339()], 12));
+        let id = format!(
+            "dpl_{}",
+            hex_of(&[&project_id, &d.commit, &at.to_rfc3339()], 12)
+        );
         state.vercel.deployments.push(VercelDeployment {
             id,
             project_id: project_id.clone(),

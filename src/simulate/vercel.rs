@@ -262,7 +262,11 @@ fn list_projects(state: &SimState, req: &ApiRequest) -> Result<Reply, Reply> {
     items.sort_by_key(|(t, _)| std::cmp::Reverse(*t));
     let more = items.len() > 100;
     items.truncate(100);
-    let next = if more { items.last().map(|(t, _)| *t) } else { None };
+    let next = if more {
+        items.last().map(|(t, _)| *t)
+    } else {
+        None
+    };
     let projects: Vec<Value> = items
         .iter()
         .map(|(_, p)| json!({ "id": p.id, "name": p.name, "accountId": p.account_id,

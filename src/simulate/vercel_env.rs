@@ -33,7 +33,11 @@ fn env_json(e: &VercelEnv) -> Value {
 pub(crate) fn get_env(state: &SimState, p: &str, id: &str) -> Result<Reply, Reply> {
     let p = &state.vercel.projects[state.vercel.project(p)?];
     let e = p.envs.iter().find(|e| e.id == id).ok_or_else(|| {
-        vercel_error(404, "not_found", &format!("Environment variable {id} not found"))
+        vercel_error(
+            404,
+            "not_found",
+            &format!("Environment variable {id} not found"),
+        )
     })?;
     let mut out = env_json(e);
     if e.kind != "sensitive" {

@@ -244,7 +244,8 @@ impl Railway {
                 .await?;
             let conn = &data["projects"];
             for e in conn["edges"].as_array().into_iter().flatten() {
-                if let (Some(id), Some(name)) = (e["node"]["id"].as_str(), e["node"]["name"].as_str())
+                if let (Some(id), Some(name)) =
+                    (e["node"]["id"].as_str(), e["node"]["name"].as_str())
                 {
                     out.push((id.to_string(), name.to_string()));
                 }

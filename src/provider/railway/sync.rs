@@ -70,7 +70,9 @@ impl Railway {
         if ctx.wanted.iter().all(|w| listed.contains_key(w)) {
             return Ok(vec![]);
         }
-        let meta = self.environment_meta(&ids.project, &ids.environment).await?;
+        let meta = self
+            .environment_meta(&ids.project, &ids.environment)
+            .await?;
         Ok(meta
             .sealed
             .into_iter()
