@@ -96,6 +96,17 @@ fn assert_no_canary(what: &str, text: &str) {
     }
 }
 
+/// Every request the simulator saw passes the platforms' published schemas.
+fn assert_requests_valid(sim: &SimHandle) {
+    for r in sim.requests() {
+        let platform = format!("{:?}", r.platform).to_ascii_lowercase();
+        let body = r.body.as_ref();
+        if let Err(e) = Specs::load().check(&platform, &r.method, &r.path, &r.query, body) {
+            panic!("{} {} {}: {e:?}", platform, r.method, r.path);
+        }
+    }
+}
+
 /// The lines of a plan that write to a platform (`+`, `~`, `-`, `^`, `<`).
 fn writes(plan: &str) -> Vec<String> {
     plan.lines()
@@ -198,14 +209,7 @@ async fn an_imported_product_plans_nothing_but_adoption_and_is_adopted_on_first_
     assert!(said.contains("Needs a person: 4 placeholder(s)"), "{said}");
 
     // Every request import sent is one the platforms' published schemas accept.
-    for r in sim.requests() {
-        let platform = format!("{:?}", r.platform).to_ascii_lowercase();
-        if let Err(e) =
-            Specs::load().check(&platform, &r.method, &r.path, &r.query, r.body.as_ref())
-        {
-            panic!("{} {} {}: {e:?}", platform, r.method, r.path);
-        }
-    }
+    assert_requests_valid(&sim);
 
     // Right after import: nothing to do but adopt, placeholders aside.
     let plan = tether(&sim, &dir, &["plan", "m"], Some(&key));
@@ -329,6 +333,37 @@ async fn an_imported_product_plans_nothing_but_adoption_and_is_adopted_on_first_
     let p = text(&plan);
     assert_eq!(plan.status.code(), Some(0), "{p}");
     assert!(!p.contains("@ adopt"), "{p}");
+
+    // A value Vercel holds once for three targets changes in place: one record, same targets.
+    let vars = dir.join("m/acme-web/variables.yaml");
+    let t = std::fs::read_to_string(&vars).unwrap();
+    std::fs::write(
+        &vars,
+        t.replace(
+            "NEXT_PUBLIC_ANALYTICS_ID: UA-1234",
+            "NEXT_PUBLIC_ANALYTICS_ID: UA-5678",
+        ),
+    )
+    .unwrap();
+    let run = tether(&sim, &dir, &once_args("120s", &[]), Some(&key));
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let state = sim.state();
+    let web = state
+        .vercel
+        .projects
+        .iter()
+        .find(|p| p.name == "acme-web")
+        .unwrap();
+    let records: Vec<_> = web
+        .envs
+        .iter()
+        .filter(|e| e.key == "NEXT_PUBLIC_ANALYTICS_ID")
+        .collect();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0].value, "UA-5678");
+    assert_eq!(records[0].target, ["production", "preview", "development"]);
+    // So is every request the daemon sent (sealed names, value-only edits, decrypted reads).
+    assert_requests_valid(&sim);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -12,6 +12,7 @@ const RAILWAY: &str = r#"
 list projects | query Projects($after: String) { projects(first: 50, after: $after) { edges { node { id name } } pageInfo { hasNextPage endCursor } } } | {}
 list projects (next page) | query Projects($after: String) { projects(first: 50, after: $after) { edges { node { id name } } pageInfo { hasNextPage endCursor } } } | {"after": "cursor"}
 project | query Project($id: String!) { project(id: $id) { id name environments { edges { node { id name } } } services { edges { node { id name } } } } } | {"id": "p1"}
+environment | query Environment($id: String!, $projectId: String!) { environment(id: $id, projectId: $projectId) { id name serviceInstances { edges { node { serviceId serviceName } } } variables { edges { node { name serviceId isSealed } } } } } | {"id": "e1", "projectId": "p1"}
 variables | query Variables($projectId: String!, $environmentId: String!, $serviceId: String) { variables(projectId: $projectId, environmentId: $environmentId, serviceId: $serviceId, unrendered: true) } | {"projectId": "p1", "environmentId": "e1", "serviceId": "s1"}
 variables (shared) | query Variables($projectId: String!, $environmentId: String!, $serviceId: String) { variables(projectId: $projectId, environmentId: $environmentId, serviceId: $serviceId, unrendered: true) } | {"projectId": "p1", "environmentId": "e1"}
 upsert variables | mutation Upsert($input: VariableCollectionUpsertInput!) { variableCollectionUpsert(input: $input) } | {"input": {"projectId": "p1", "environmentId": "e1", "serviceId": "s1", "variables": {"DATABASE_URL": "postgres://x", "EMPTY": ""}, "replace": false, "skipDeploys": true}}
@@ -35,6 +36,10 @@ list env | GET /v10/projects/prj_1/env?teamId=team_1 |
 list env (no team) | GET /v10/projects/prj_1/env |
 upsert env | POST /v10/projects/prj_1/env?upsert=true&teamId=team_1 | [{"key": "DATABASE_URL", "value": "postgres://x", "type": "encrypted", "target": ["production"]}, {"key": "FLAG", "value": "1", "type": "plain", "target": ["preview"], "gitBranch": "feature"}, {"key": "TOKEN", "value": "t", "type": "sensitive", "target": ["production"]}]
 edit env | PATCH /v9/projects/prj_1/env/env_1?teamId=team_1 | {"key": "FLAG", "value": "1", "type": "encrypted", "target": ["preview"]}
+edit env value | PATCH /v9/projects/prj_1/env/env_1?teamId=team_1 | {"value": "2"}
+get env | GET /v1/projects/prj_1/env/env_1?teamId=team_1 |
+list projects | GET /v10/projects?limit=100&teamId=team_1 |
+list projects (next page) | GET /v10/projects?limit=100&from=1700000000000 |
 delete env | DELETE /v1/projects/prj_1/env?teamId=team_1 | {"ids": ["env_1", "env_2"]}
 list domains | GET /v9/projects/prj_1/domains?limit=100&teamId=team_1 |
 list domains (next page) | GET /v9/projects/prj_1/domains?limit=100&until=1700000000000&teamId=team_1 |
@@ -57,6 +62,7 @@ rollback | POST /v1/projects/prj_1/rollback/dpl_1?teamId=team_1 |
 
 /// docs/platform-operations.md, Supabase: `op | METHOD path?query | JSON body (if any)`.
 const SUPABASE: &str = r#"
+list projects | GET /v1/projects |
 project | GET /v1/projects/abcdefghijklmnopqrst |
 list secrets | GET /v1/projects/abcdefghijklmnopqrst/secrets |
 upsert secrets | POST /v1/projects/abcdefghijklmnopqrst/secrets | [{"name": "OPENAI_API_KEY", "value": "sk"}, {"name": "EMPTY", "value": ""}]

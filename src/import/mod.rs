@@ -288,3 +288,32 @@ pub async fn read(
 pub fn write(found: &Found, opts: &Options) -> Result<Outcome, ImportError> {
     write::write(found, opts)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn railway_sources_take_one_to_three_parts() {
+        let s = |p: Option<&str>, e: Option<&str>, v: Option<&str>| Source::Railway {
+            project: p.unwrap().into(),
+            environment: e.map(String::from),
+            service: v.map(String::from),
+        };
+        assert_eq!(Source::railway("acme"), Ok(s(Some("acme"), None, None)));
+        assert_eq!(
+            Source::railway("acme/production"),
+            Ok(s(Some("acme"), Some("production"), None))
+        );
+        assert_eq!(
+            Source::railway("acme/production/api"),
+            Ok(s(Some("acme"), Some("production"), Some("api")))
+        );
+        assert!(Source::railway("").is_err());
+        assert!(
+            Source::railway("a/b/c/d")
+                .unwrap_err()
+                .contains("at most three parts")
+        );
+    }
+}
