@@ -61,6 +61,19 @@ fn text(o: &Output) -> String {
     )
 }
 
+/// `tether import --all --out m --age-recipient RECIPIENT` in `dir`.
+fn import_all(sim: &SimHandle, dir: &Path, recipient: &str) -> Output {
+    let args = [
+        "import",
+        "--all",
+        "--out",
+        "m",
+        "--age-recipient",
+        recipient,
+    ];
+    tether(sim, dir, &args, None)
+}
+
 /// A scratch folder with a fresh age identity in it: (folder, identity file, recipient).
 fn scratch(name: &str) -> (PathBuf, PathBuf, String) {
     let dir = std::env::temp_dir().join(format!("tether-import-{name}-{}", std::process::id()));
@@ -125,19 +138,7 @@ fn writes(plan: &str) -> Vec<String> {
 async fn an_imported_product_plans_nothing_but_adoption_and_is_adopted_on_first_apply() {
     let sim = product(|_| {}).await;
     let (dir, key, recipient) = scratch("all");
-    let out = tether(
-        &sim,
-        &dir,
-        &[
-            "import",
-            "--all",
-            "--out",
-            "m",
-            "--age-recipient",
-            &recipient,
-        ],
-        None,
-    );
+    let out = import_all(&sim, &dir, &recipient);
     let said = text(&out);
     assert!(out.status.success(), "{said}");
     assert_no_canary("import's output", &said);
@@ -379,19 +380,7 @@ async fn import_refuses_to_overwrite_and_reports_collisions_and_missing_recipien
     })
     .await;
     let (dir, _key, recipient) = scratch("refuse");
-    let out = tether(
-        &sim,
-        &dir,
-        &[
-            "import",
-            "--all",
-            "--out",
-            "m",
-            "--age-recipient",
-            &recipient,
-        ],
-        None,
-    );
+    let out = import_all(&sim, &dir, &recipient);
     let said = text(&out);
     assert_eq!(out.status.code(), Some(1), "{said}");
     assert!(

@@ -46,8 +46,10 @@ pub struct ObserveCtx<'a> {
     pub last_writes: &'a BTreeMap<String, LastWrite>,
     /// The branch deployments are expected on (Vercel previews are listed by branch).
     pub branch: Option<&'a str>,
-    /// The variables the manifests want: one the platform does not list may be one it never
-    /// returns (a Railway sealed variable), which is then asked about.
+    /// Variables expected to exist: one of them the platform does not list may be one it never
+    /// returns (a Railway sealed variable), which is then asked about. The daemon passes those
+    /// it manages (so a cold start, whose variables do not exist yet, costs no extra call);
+    /// `tether plan` every one the manifests name.
     pub wanted: &'a [String],
 }
 

@@ -19,7 +19,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::manifest::{DesiredState, Diagnostics};
-use crate::observed::{DeployStatus, Knowledge, ObjectKey, ObservedState};
+use crate::observed::{DeployStatus, Knowledge, ObjectKey, ObjectKind, ObservedState};
 use crate::plan::{self, Plan, PlanOptions};
 use crate::provider::{LastWrite, ObserveCtx, ProviderError, Providers};
 use crate::secret::Fingerprinter;
@@ -348,11 +348,13 @@ impl Reconciler {
             let fp = self.fp.clone();
             let lw = self.last_writes.get(name).cloned().unwrap_or_default();
             let branch = desired.deployment_of(name).map(|d| d.spec.branch.clone());
-            let wanted: Vec<String> = desired
-                .variables
-                .get(name)
-                .map(|v| v.keys().cloned().collect())
-                .unwrap_or_default();
+            let wanted: Vec<String> = self
+                .observed
+                .inventory
+                .iter()
+                .filter(|k| &k.environment == name && k.kind == ObjectKind::Variable)
+                .map(|k| k.name.clone())
+                .collect();
             set.spawn(async move {
                 let _permit = sem.acquire_owned().await.expect("semaphore");
                 let span = tracing::info_span!("observe", environment = %env.meta.name, platform = %platform);

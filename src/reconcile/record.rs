@@ -123,7 +123,10 @@ impl Reconciler {
                 if c.platform != Platform::Supabase {
                     obs.redeploy_needed_since = Some(now);
                 }
-                if method == CompareMethod::LastWrite {
+                // A Railway variable tether creates may be sealed (never listed again): its
+                // last write is what tells it apart from one deleted outside tether.
+                let railway_create = c.platform == Platform::Railway && c.action == Action::Create;
+                if method == CompareMethod::LastWrite || railway_create {
                     let lw = LastWrite {
                         fingerprint: fp.clone(),
                         updated_at: applied.updated_at,
