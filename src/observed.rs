@@ -207,6 +207,9 @@ pub struct ObservedDomain {
     pub required_records: Vec<RequiredRecord>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate: Option<PlatformCert>,
+    /// The port it routes to (Railway's `targetPort`), when the platform says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
     /// Whether every record the platform asks for is in DNS (None: not checked).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns_propagated: Option<bool>,

@@ -198,6 +198,12 @@ async fn an_imported_product_plans_nothing_but_adoption_and_is_adopted_on_first_
         !web.contains("VERCEL_ENV"),
         "system variables are the platform's"
     );
+    // Railway's target port comes along with the domain.
+    let domains = read("api/domains.yaml");
+    assert!(
+        domains.contains("  name: api.acme.dev\n  environment: prod-api\n  port: 8080\n"),
+        "{domains}"
+    );
     // Placeholders, listed at the end of the output.
     for p in [
         "prod-api/SIGNING_KEY: sealed on Railway",

@@ -128,8 +128,8 @@ pub struct Target {
     pub vercel: Option<crate::manifest::VercelTarget>,
     pub supabase: Option<crate::manifest::SupabaseTarget>,
     pub vars: BTreeMap<String, Val>,
-    /// Custom domains, by hostname.
-    pub domains: Vec<String>,
+    /// Custom domains: hostname, and the port Railway routes it to.
+    pub domains: Vec<(String, Option<u16>)>,
     pub running: Option<Running>,
     /// Things a person must look at, beyond placeholders.
     pub notes: Vec<String>,

@@ -131,7 +131,7 @@ pub(super) async fn read(
                 .domains(&ids)
                 .await?
                 .into_iter()
-                .map(|d| d.hostname)
+                .map(|d| (d.hostname, d.port))
                 .collect();
             let deployments = c.deployments(&ids).await?;
             if let Some(d) = deployments.iter().find(|d| d.active) {

@@ -44,7 +44,7 @@ pub(super) async fn read(
     let domains = c
         .custom_hostname(project_ref)
         .await?
-        .and_then(|h| h["custom_hostname"].as_str().map(String::from))
+        .and_then(|h| h["custom_hostname"].as_str().map(|n| (n.to_string(), None)))
         .into_iter()
         .collect();
     let mut found = Found::default();

@@ -124,7 +124,7 @@ pub(super) async fn read(
                     (VercelEnvTarget::Preview, Some(b)) => d["gitBranch"].as_str() == Some(b),
                     _ => false,
                 })
-                .filter_map(|d| d["name"].as_str().map(String::from))
+                .filter_map(|d| d["name"].as_str().map(|n| (n.to_string(), None)))
                 .collect(),
             running: None,
             notes: vec![],

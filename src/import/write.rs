@@ -201,14 +201,14 @@ pub(super) fn write(found: &Found, opts: &Options) -> Result<Outcome, ImportErro
                 doc("Variables", meta(&t.name, &[], None), spec)?,
             );
         }
-        for host in &t.domains {
+        for (host, port) in &t.domains {
             let name = slug(host);
             let spec = DomainSpec {
                 name: host.clone(),
                 environment: t.name.clone(),
                 cdn: false,
                 target: None,
-                port: None,
+                port: *port,
             };
             add(
                 &t.app,

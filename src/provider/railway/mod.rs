@@ -23,7 +23,7 @@ pub const Q_VARIABLES: &str = "query Variables($projectId: String!, $environment
 pub const M_UPSERT: &str = "mutation Upsert($input: VariableCollectionUpsertInput!) { variableCollectionUpsert(input: $input) }";
 pub const M_DELETE_VAR: &str =
     "mutation Delete($input: VariableDeleteInput!) { variableDelete(input: $input) }";
-pub const Q_DOMAINS: &str = "query Domains($projectId: String!, $environmentId: String!, $serviceId: String!) { domains(projectId: $projectId, environmentId: $environmentId, serviceId: $serviceId) { serviceDomains { id domain } customDomains { id domain status { verified verificationDnsHost verificationToken certificateStatus certificateErrorMessage certificateRetryable dnsRecords { recordType hostlabel fqdn requiredValue currentValue status purpose } certificates { issuedAt expiresAt domainNames fingerprintSha256 } } } } }";
+pub const Q_DOMAINS: &str = "query Domains($projectId: String!, $environmentId: String!, $serviceId: String!) { domains(projectId: $projectId, environmentId: $environmentId, serviceId: $serviceId) { serviceDomains { id domain } customDomains { id domain targetPort status { verified verificationDnsHost verificationToken certificateStatus certificateErrorMessage certificateRetryable dnsRecords { recordType hostlabel fqdn requiredValue currentValue status purpose } certificates { issuedAt expiresAt domainNames fingerprintSha256 } } } } }";
 pub const M_CREATE_DOMAIN: &str = "mutation CreateDomain($input: CustomDomainCreateInput!) { customDomainCreate(input: $input) { id domain } }";
 pub const M_DELETE_DOMAIN: &str =
     "mutation DeleteDomain($id: String!) { customDomainDelete(id: $id) }";
@@ -643,6 +643,7 @@ fn domain(d: &Value) -> ObservedDomain {
         id: d["id"].as_str().unwrap_or_default().to_string(),
         hostname: d["domain"].as_str().unwrap_or_default().to_string(),
         verified: st["verified"].as_bool().unwrap_or(false),
+        port: d["targetPort"].as_u64().and_then(|p| u16::try_from(p).ok()),
         required_records,
         certificate: Some(PlatformCert {
             status: strip_enum(&st["certificateStatus"], "CERTIFICATE_STATUS_TYPE_"),
