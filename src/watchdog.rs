@@ -85,6 +85,12 @@ impl Watchdog {
         self.rx.recv().await
     }
 
+    /// The environment a monitor checks.
+    pub fn environment_of(&self, monitor: &str) -> Option<String> {
+        let book = self.book.lock().expect("book");
+        book.spec(monitor).map(|s| s.environment.clone())
+    }
+
     pub fn record(&self, monitor: &str, result: CheckResult) {
         self.book.lock().expect("book").record(monitor, result);
     }

@@ -193,6 +193,24 @@ async fn the_daemon_serves_probes_metrics_and_the_page_then_sigterm_exits_0() {
         metrics.contains("tether_reconcile_passes_total"),
         "{metrics}"
     );
+    // Each check the monitors run lands in its response-time histogram.
+    let series = "tether_monitor_response_seconds_count{monitor=\"prod-backend\",environment=\"prod-backend\"}";
+    let mut checked = String::new();
+    // Monitors start once their environment's deployments and domains are Ready.
+    for _ in 0..900 {
+        let m = get("/metrics").await.text().await.unwrap();
+        if let Some(l) = m.lines().find(|l| l.starts_with(series)) {
+            checked = l.to_string();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let n: u64 = checked
+        .rsplit(' ')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(n >= 1, "no checks counted in {series}");
     let page = get("/").await.text().await.unwrap();
     assert!(page.contains("data-environment=\"prod-backend\""), "{page}");
     let api: serde_json::Value = get("/api/status").await.json().await.unwrap();

@@ -492,6 +492,9 @@ pub async fn run(
                 control.handle(req, &mut rec, &mut schedule, backup_orders.as_ref())?;
             }
             Some((monitor, result)) = watchdog.next() => {
+                if let Some(env) = watchdog.environment_of(&monitor) {
+                    server.record_check(&monitor, &env, result.latency);
+                }
                 watchdog.record(&monitor, result);
                 if cfg.once {
                     let (index, _) = rec.write_status()?;

@@ -19,6 +19,7 @@
 //! | `tether_monitor_up` | `monitor`, `environment` | 1 when the latest check passed |
 //! | `tether_monitor_status` | `monitor`, `environment`, `status` | 1 for the current of healthy/warning/critical |
 //! | `tether_monitor_p95_seconds` | `monitor`, `environment` | p95 response time over the last 5 minutes |
+//! | `tether_monitor_response_seconds` | `monitor`, `environment` | histogram of every check's response time (`_bucket`, `_sum`, `_count`), for any percentile or burn rate over any window |
 //! | `tether_monitor_uptime_ratio` | `monitor`, `environment` | uptime of the month so far, 0–1 |
 //! | `tether_certificate_days_left` | `domain`, `environment` | whole days until expiry |
 //! | `tether_backup_last_success_age_seconds` | `policy`, `environment` | age of the last completed backup |
@@ -30,8 +31,9 @@
 //! Label values are only names (of environments, monitors, domains, policies, platforms), a
 //! state, or a commit: never a variable's value.
 
+use std::collections::BTreeSet;
 use std::fmt;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -39,6 +41,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family as Series;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
@@ -46,13 +49,27 @@ use prometheus_client::registry::{Registry, Unit};
 use super::{ApiCounters, Snapshot, view};
 use crate::status::{Counts, State};
 
-/// The registry and the pass metrics.
+/// Response-time buckets (seconds) around the data model's levels: 1 s warning and mean
+/// objective, 2 s critical and p95 objective.
+const RESPONSE_BUCKETS: [f64; 11] = [0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 5.0, 10.0];
+
+fn response_histogram() -> Histogram {
+    Histogram::new(RESPONSE_BUCKETS)
+}
+
+/// A monitor's series labels: its name and its environment's.
+type MonitorLabels = Vec<(&'static str, String)>;
+
+/// The registry and the metrics kept as things happen (pass counts, check response times).
 pub(super) struct Metrics {
     registry: Registry,
     passes: Counter,
     writes: Counter,
     observed: Counter,
     duration: Histogram,
+    responses: Series<MonitorLabels, Histogram, fn() -> Histogram>,
+    /// (monitor, environment) of each response series, so a removed monitor's go too.
+    monitors: Mutex<BTreeSet<(String, String)>>,
 }
 
 impl Metrics {
@@ -83,6 +100,14 @@ impl Metrics {
             "Environments observed afresh by the reconcile passes",
             observed.clone(),
         );
+        let responses: Series<MonitorLabels, Histogram, fn() -> Histogram> =
+            Series::new_with_constructor(response_histogram);
+        registry.register_with_unit(
+            "tether_monitor_response",
+            "Response time of every monitor check",
+            Unit::Seconds,
+            responses.clone(),
+        );
         registry.register_collector(Box::new(SnapshotCollector { snapshot }));
         Metrics {
             registry,
@@ -90,7 +115,34 @@ impl Metrics {
             writes,
             observed,
             duration,
+            responses,
+            monitors: Mutex::new(BTreeSet::new()),
         }
+    }
+
+    /// Counts one check's response time in its monitor's histogram.
+    pub(super) fn record_check(&self, monitor: &str, environment: &str, latency: Duration) {
+        let labels = vec![
+            ("monitor", monitor.to_string()),
+            ("environment", environment.to_string()),
+        ];
+        self.responses
+            .get_or_create(&labels)
+            .observe(latency.as_secs_f64());
+        self.monitors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert((monitor.to_string(), environment.to_string()));
+    }
+
+    /// Drops the response series of monitors not in `keep` (removed from the manifests).
+    pub(super) fn keep_monitors(&self, keep: &BTreeSet<(String, String)>) {
+        let mut known = self.monitors.lock().unwrap_or_else(PoisonError::into_inner);
+        for (m, e) in known.iter().filter(|k| !keep.contains(k)) {
+            self.responses
+                .remove(&vec![("monitor", m.clone()), ("environment", e.clone())]);
+        }
+        known.retain(|k| keep.contains(k));
     }
 
     pub(super) fn record_pass(&self, duration: Duration, writes: usize, observed: usize) {

@@ -111,8 +111,25 @@ impl Server {
         }
     }
 
-    /// Replaces the snapshot (after every pass).
+    /// Counts one monitor check's response time (`tether_monitor_response_seconds`).
+    pub fn record_check(&self, monitor: &str, environment: &str, latency: Duration) {
+        self.inner
+            .metrics
+            .record_check(monitor, environment, latency);
+    }
+
+    /// Replaces the snapshot (after every pass); monitors no longer in it lose their series.
     pub fn update(&self, snapshot: Snapshot) {
+        let monitors = snapshot
+            .envs
+            .iter()
+            .flat_map(|e| {
+                view::monitors(e)
+                    .into_iter()
+                    .map(|(name, _, _)| (name, e.environment.clone()))
+            })
+            .collect();
+        self.inner.metrics.keep_monitors(&monitors);
         *self
             .inner
             .snapshot

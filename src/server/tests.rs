@@ -275,6 +275,53 @@ fn metrics_come_from_the_snapshot() {
     assert!(text.ends_with("# EOF\n"));
 }
 
+#[test]
+fn every_check_lands_in_its_monitors_response_histogram() {
+    let server = Server::new();
+    server.update(snapshot());
+    for ms in [30, 300, 1_200, 3_000] {
+        server.record_check("prod-backend", "prod-backend", Duration::from_millis(ms));
+    }
+    let text = server.inner.metrics.encode().expect("metrics");
+    let series = "tether_monitor_response_seconds";
+    let labels = "monitor=\"prod-backend\",environment=\"prod-backend\"";
+    for (le, n) in [
+        ("0.025", 0),
+        ("0.05", 1),
+        ("0.25", 1),
+        ("0.5", 2),
+        ("1.0", 2),
+        ("1.5", 3),
+        ("2.0", 3),
+        ("5.0", 4),
+        ("+Inf", 4),
+    ] {
+        let line = format!("{series}_bucket{{le=\"{le}\",{labels}}} {n}");
+        assert!(text.contains(&line), "{line} missing from\n{text}");
+    }
+    assert!(
+        text.contains(&format!("{series}_count{{{labels}}} 4")),
+        "{text}"
+    );
+    let sum = format!("{series}_sum{{{labels}}} ");
+    let sum: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix(sum.as_str()))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no sum in\n{text}"));
+    assert!((sum - 4.53).abs() < 1e-9, "{sum}");
+    assert!(
+        text.contains("# UNIT tether_monitor_response_seconds seconds"),
+        "{text}"
+    );
+    // A monitor gone from the status loses its series.
+    let mut gone = snapshot();
+    gone.envs.clear();
+    server.update(gone);
+    let text = server.inner.metrics.encode().expect("metrics");
+    assert!(!text.contains(&format!("{series}_count{{")), "{text}");
+}
+
 #[tokio::test]
 async fn routes_answer_probes_and_lookups() {
     let server = Server::new();
