@@ -395,6 +395,22 @@ async fn import_refuses_to_overwrite_and_reports_collisions_and_missing_recipien
     );
     assert!(!dir.join("m").exists(), "nothing is written");
 
+    // A platform without a token is named, with the option that asked for it.
+    let out = Command::new(env!("CARGO_BIN_EXE_tether"))
+        .args(["import", "--supabase", "acmeprodabcdefghijkl", "--out", "m"])
+        .current_dir(&dir)
+        .envs(sim_env(&sim))
+        .env_remove("SUPABASE_ACCESS_TOKEN")
+        .output()
+        .unwrap();
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains(
+            "error: SUPABASE_ACCESS_TOKEN is not set, and --supabase asks to import from Supabase"
+        ),
+        "{said}"
+    );
     // Secrets need recipients: none given, none in the folder.
     let out = tether(
         &sim,

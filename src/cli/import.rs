@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::{CliError, Global, exit};
 use crate::import::{self, Clients, Options, Source};
-use crate::manifest::{EnvironmentType, Platform};
+use crate::manifest::EnvironmentType;
 use crate::provider::{PlatformConfig, railway::Railway, supabase::Supabase, vercel::Vercel};
 
 #[derive(Debug, Args)]
@@ -70,17 +70,8 @@ pub fn run(_global: &Global, args: ImportArgs) -> Result<ExitCode, CliError> {
             "name what to import: --railway, --vercel, --supabase, or --all".into(),
         ));
     }
-    let mut used: Vec<Platform> = Vec::new();
-    for s in &sources {
-        used.push(match s {
-            Source::Railway { .. } => Platform::Railway,
-            Source::Vercel { .. } => Platform::Vercel,
-            Source::Supabase { .. } => Platform::Supabase,
-        });
-    }
-    used.sort();
-    used.dedup();
-    let cfg = PlatformConfig::from_env(&used, |k| std::env::var(k).ok(), &Default::default())?;
+    // A source whose platform has no token is refused by the import, naming the option.
+    let cfg = PlatformConfig::from_env(&[], |k| std::env::var(k).ok(), &Default::default())?;
     if args.all && cfg.railway.is_none() && cfg.vercel.is_none() && cfg.supabase.is_none() {
         return Err(CliError::Usage(
             "--all needs at least one of RAILWAY_TOKEN, VERCEL_TOKEN and SUPABASE_ACCESS_TOKEN"
