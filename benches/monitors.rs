@@ -21,6 +21,9 @@ struct Args {
     interval: u64,
     /// Also fill a book with a synthetic day of results, to measure its memory.
     day: bool,
+    /// Monitors and days of the simulated year in a real store, to measure its disk (0: none).
+    disk_monitors: usize,
+    disk_days: i64,
 }
 
 fn args() -> Args {
@@ -29,6 +32,8 @@ fn args() -> Args {
         monitors: 1000,
         interval: 10,
         day: true,
+        disk_monitors: 10,
+        disk_days: 365,
     };
     // `cargo bench` passes --bench; `cargo test --all-targets` runs this as a quick smoke test.
     if !std::env::args().any(|a| a.starts_with("--")) {
@@ -37,6 +42,8 @@ fn args() -> Args {
             monitors: 20,
             interval: 1,
             day: false,
+            disk_monitors: 0,
+            disk_days: 0,
         };
     }
     let mut it = std::env::args().skip(1);
@@ -47,6 +54,8 @@ fn args() -> Args {
             "--monitors" => a.monitors = value().map_or(a.monitors, |v| v as usize),
             "--interval" => a.interval = value().unwrap_or(a.interval),
             "--no-day" => a.day = false,
+            "--disk-monitors" => a.disk_monitors = value().map_or(0, |v| v as usize),
+            "--disk-days" => a.disk_days = value().map_or(a.disk_days, |v| v as i64),
             _ => {} // `cargo bench` adds `--bench`
         }
     }
@@ -235,6 +244,102 @@ fn main() {
     if a.day {
         fill_a_day(&a, &list);
     }
+    if a.disk_monitors > 0 && a.disk_days > 0 {
+        a_year_on_disk(&a, &list[..a.disk_monitors.min(list.len())]);
+    }
+}
+
+/// Bytes a directory takes on disk (allocated blocks), and its files' apparent size.
+fn disk_usage(dir: &std::path::Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = (0, 0);
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let Ok(meta) = entry.metadata() else { continue };
+        if meta.is_dir() {
+            let (b, a) = disk_usage(&entry.path());
+            total = (total.0 + b, total.1 + a);
+        } else {
+            total = (total.0 + meta.blocks() * 512, total.1 + meta.len());
+        }
+    }
+    total
+}
+
+/// Runs `--disk-monitors` monitors for `--disk-days` simulated days into a real store on disk,
+/// pruned and persisted every minute as the daemon does, and reports the store's size.
+fn a_year_on_disk(a: &Args, list: &[Resource<MonitorSpec>]) {
+    use rand::{Rng, SeedableRng};
+    use tether::monitor::Resolution;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let store = tether::store::Store::open(dir.path()).expect("store");
+    let mut book = MonitorBook::new(list);
+    let begin = Utc::now() - chrono::Duration::days(a.disk_days);
+    let started = Instant::now();
+    let per_minute = (60 / a.interval).max(1) as i64;
+    let minutes = a.disk_days * 1440;
+    for minute in 0..minutes {
+        let start = begin + chrono::Duration::minutes(minute);
+        book.prune(start);
+        book.persist(&store).expect("persist");
+        for k in 0..per_minute {
+            let at = start + chrono::Duration::seconds(k * a.interval as i64);
+            for m in list {
+                let failed = rng.random_bool(0.001);
+                book.record(
+                    m.name(),
+                    CheckResult {
+                        at,
+                        latency: Duration::from_micros(rng.random_range(20_000..80_000)),
+                        status_code: Some(if failed { 503 } else { 200 }),
+                        outcome: if failed {
+                            Outcome::ServerError(503)
+                        } else {
+                            Outcome::Ok
+                        },
+                    },
+                );
+            }
+        }
+        if minute % (30 * 1440) == 0 && minute > 0 {
+            eprintln!("  … day {} of {}", minute / 1440, a.disk_days);
+        }
+    }
+    book.prune(begin + chrono::Duration::minutes(minutes));
+    book.persist(&store).expect("persist");
+    store.flush().expect("flush");
+    let end = begin + chrono::Duration::minutes(minutes);
+    let name = list[0].name();
+    let count = |r| {
+        MonitorBook::history(&store, name, r, 0, i64::MAX / 2)
+            .expect("history")
+            .len()
+    };
+    let keys = (
+        count(Resolution::Minute),
+        count(Resolution::Hour),
+        count(Resolution::Day),
+    );
+    let summary_ok = book.summary(name, end).is_some();
+    drop(book);
+    drop(store);
+    let (used, apparent) = disk_usage(dir.path());
+    let mb = |b: u64| b as f64 / 1e6;
+    let scale = 1000.0 / list.len() as f64;
+    println!(
+        "a year on disk: {} monitors at {} s for {} simulated days in {:.0} s; keys a monitor: {} minutes, {} hours, {} days; sled {:.1} MB on disk ({:.1} MB apparent), {:.2} GB for 1,000 monitors; summary {}",
+        list.len(),
+        a.interval,
+        a.disk_days,
+        started.elapsed().as_secs_f64(),
+        keys.0,
+        keys.1,
+        keys.2,
+        mb(used),
+        mb(apparent),
+        mb(used) * scale / 1000.0,
+        if summary_ok { "ok" } else { "missing" }
+    );
 }
 
 /// Records 24 h of results for every monitor (as the daemon would after a day) and reports the
@@ -248,9 +353,15 @@ fn fill_a_day(a: &Args, list: &[Resource<MonitorSpec>]) {
     let end = Utc::now();
     let begin = end - chrono::Duration::hours(24);
     let per_monitor = 86_400 / a.interval as i64;
+    let mut minute = begin.timestamp() / 60;
     for k in 0..per_monitor {
+        let at = begin + chrono::Duration::milliseconds(k * a.interval as i64 * 1000);
+        if at.timestamp() / 60 != minute {
+            // The daemon prunes on every persist, about once a minute.
+            minute = at.timestamp() / 60;
+            book.prune(at);
+        }
         for m in list {
-            let at = begin + chrono::Duration::milliseconds(k * a.interval as i64 * 1000);
             let failed = rng.random_bool(0.001);
             book.record(
                 m.name(),

@@ -130,12 +130,12 @@ impl HealthSource for BookHealth {
         let book = self.0.lock().expect("book");
         let mut any = false;
         for m in monitors {
-            let samples = book.recent(m, since);
-            if samples.is_empty() {
+            let seen = book.since(m, since);
+            if seen.checks == 0 {
                 return GateReading::NoData;
             }
             any = true;
-            let failed = samples.iter().filter(|s| !s.ok).count();
+            let failed = seen.failed;
             if failed > 0 {
                 let why = book
                     .latest(m)
@@ -143,7 +143,7 @@ impl HealthSource for BookHealth {
                     .unwrap_or_default();
                 return GateReading::Failing(format!(
                     "monitor {m}: {failed} of {} checks failed since the deploy ({why})",
-                    samples.len()
+                    seen.checks
                 ));
             }
         }

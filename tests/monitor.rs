@@ -122,7 +122,7 @@ async fn thresholds_drive_status_from_healthy_to_critical_and_back() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn retention_folds_minutes_into_hours_keeping_counts_and_percentiles() {
+async fn retention_rolls_minutes_into_hours_and_days_keeping_counts_uptime_and_percentiles() {
     let store = Store::temporary();
     let mut book = MonitorBook::new(&[resource("a", spec(json!({})))]);
     let mut rng = rand::rngs::StdRng::seed_from_u64(3);
@@ -138,53 +138,157 @@ async fn retention_folds_minutes_into_hours_keeping_counts_and_percentiles() {
         };
         let mut r = result(secs, o, 0);
         r.latency = Duration::from_micros(us);
-        if secs < 3_600.0 {
-            lat.push(us);
-        }
+        lat.push(us);
         book.record("a", r);
+        if i % 6 == 5 {
+            // The daemon prunes and persists about once a minute.
+            book.prune(at(secs));
+            book.persist(&store).unwrap();
+        }
     }
-    book.persist(&store).unwrap();
     let hour = t0().timestamp() / 3600;
-    let minutes =
-        MonitorBook::history(&store, "a", Resolution::Minute, hour * 60, hour * 60 + 59).unwrap();
-    assert_eq!(minutes.len(), 60);
+    let all = |r| MonitorBook::history(&store, "a", r, 0, i64::MAX / 2).unwrap();
+    // The current hour and the two before it stay as minutes; memory holds two hours of them.
+    assert_eq!(all(Resolution::Minute).len(), 120);
     let before = book.summary("a", at(7_199.0)).unwrap();
-
-    // Eight days later the minutes are gone from the store; the hours stay, the same.
-    let later = at(7_200.0 + 8.0 * 86_400.0);
-    book.prune(later);
-    book.persist(&store).unwrap();
-    let minutes = MonitorBook::history(&store, "a", Resolution::Minute, 0, i64::MAX / 2).unwrap();
-    assert!(minutes.is_empty(), "{} minutes left", minutes.len());
-    let hours = MonitorBook::history(&store, "a", Resolution::Hour, hour, hour + 1).unwrap();
-    assert_eq!(hours.len(), 2);
-    let (h, b) = &hours[0];
-    assert_eq!(*h, hour);
+    // An hour is stored once it is over: 11:00 is still going.
+    let hours = all(Resolution::Hour);
+    assert_eq!(hours.iter().map(|h| h.0).collect::<Vec<_>>(), [hour]);
+    let (_, b) = &hours[0];
     assert_eq!((b.count, b.ok, b.server_errors), (360, 348, 12));
     assert_eq!(b.down, 0b11 << 30);
     assert_eq!(b.observed, (1u64 << 60) - 1);
-    lat.sort_unstable();
-    let want = nearest_rank(&lat, 0.95);
+    let mut first = lat[..360].to_vec();
+    first.sort_unstable();
+    let want = nearest_rank(&first, 0.95);
     let got = b.latency.quantile(0.95).unwrap();
     assert!(
         got >= want && (got - want) as f64 <= want as f64 / 1000.0,
         "{got} vs {want}"
     );
     assert_eq!(before.hours[22].p95, Some(Duration::from_micros(got)));
-    assert_eq!(b.latency_sum_us, lat.iter().sum::<u64>());
+    assert_eq!(b.latency_sum_us, first.iter().sum::<u64>());
 
-    // A fresh book loads the same picture of the month.
+    // Three hours on, the first hour's minutes are gone from the store and from memory; the
+    // chart still draws it, from the figures memory keeps.
+    book.prune(at(3.0 * 3_600.0));
+    book.persist(&store).unwrap();
+    let minutes = all(Resolution::Minute);
+    assert!(
+        minutes.iter().all(|(m, _)| *m >= (hour + 1) * 60),
+        "{minutes:?}"
+    );
+    let later = book.summary("a", at(3.0 * 3_600.0)).unwrap();
+    assert_eq!(later.hours[20].p95, before.hours[22].p95);
+    assert_eq!(later.hours[20].checks, 360);
+
+    // Eight days later minutes and hours are gone; the day holds their counts, their minute
+    // masks exactly, and their latencies within 1 %.
+    book.prune(at(7_200.0 + 8.0 * 86_400.0));
+    book.persist(&store).unwrap();
+    assert!(all(Resolution::Minute).is_empty());
+    assert!(all(Resolution::Hour).is_empty());
+    let days = MonitorBook::days(&store, "a", 0, i64::MAX / 2).unwrap();
+    assert_eq!(days.len(), 1);
+    let (d, day) = &days[0];
+    assert_eq!(*d, hour / 24);
+    let b = &day.bucket;
+    assert_eq!((b.count, b.ok, b.server_errors), (720, 708, 12));
+    assert_eq!(b.latency_sum_us, lat.iter().sum::<u64>());
+    let full = (1u64 << 60) - 1;
+    assert_eq!(day.hours[10], (full, 0b11 << 30));
+    assert_eq!(day.hours[11], (full, 0));
+    assert_eq!(day.hours.iter().filter(|h| **h != (0, 0)).count(), 2);
+    lat.sort_unstable();
+    let (want, got) = (nearest_rank(&lat, 0.95), b.latency.quantile(0.95).unwrap());
+    assert!(
+        (got as f64 - want as f64).abs() <= want as f64 / 100.0,
+        "{got} vs {want}"
+    );
+
+    // A fresh book loads the same picture of the month from the day record.
     let mut again = MonitorBook::new(&[resource("a", spec(json!({})))]);
     again.load(&store, at(7_200.0)).unwrap();
     let after = again.summary("a", at(7_199.0)).unwrap();
     assert_eq!(after.month, before.month);
     assert_eq!(after.days, before.days);
     assert_eq!(after.latest, before.latest);
-    // Hour buckets go after 400 days.
+    // Day records go after 400 days.
     book.prune(at(7_200.0 + 401.0 * 86_400.0));
     book.persist(&store).unwrap();
-    let hours = MonitorBook::history(&store, "a", Resolution::Hour, 0, i64::MAX / 2).unwrap();
-    assert!(hours.is_empty());
+    assert!(all(Resolution::Day).is_empty());
+}
+
+/// A stop before an hour is over loses nothing: the next start folds the hour from its stored
+/// minutes, and the day record holds it.
+#[tokio::test(start_paused = true)]
+async fn an_hour_cut_short_by_a_stop_reaches_the_day_record() {
+    let store = Store::temporary();
+    let mut book = MonitorBook::new(&[resource("a", spec(json!({})))]);
+    // 10:00 to 10:45, then the daemon stops.
+    for i in 0..270 {
+        let secs = i as f64 * 10.0;
+        if i % 6 == 0 {
+            book.prune(at(secs));
+            book.persist(&store).unwrap();
+        }
+        book.record("a", result(secs, Outcome::Ok, 40));
+    }
+    book.prune(at(2_700.0));
+    book.persist(&store).unwrap();
+    assert!(
+        MonitorBook::history(&store, "a", Resolution::Hour, 0, i64::MAX / 2)
+            .unwrap()
+            .is_empty()
+    );
+    drop(book);
+    // It starts again the next day, and runs a few minutes.
+    let next_day = 86_400.0 + 3_600.0;
+    let mut again = MonitorBook::new(&[resource("a", spec(json!({})))]);
+    again.load(&store, at(next_day)).unwrap();
+    for i in 0..30 {
+        let secs = next_day + i as f64 * 10.0;
+        if i % 6 == 0 {
+            again.prune(at(secs));
+            again.persist(&store).unwrap();
+        }
+        again.record("a", result(secs, Outcome::Ok, 40));
+    }
+    let days = MonitorBook::days(&store, "a", 0, i64::MAX / 2).unwrap();
+    assert_eq!(days.len(), 1, "{days:?}");
+    assert_eq!(days[0].1.bucket.count, 270);
+    assert_eq!(days[0].1.hours[10], ((1u64 << 45) - 1, 0));
+    let s = again.summary("a", at(next_day + 300.0)).unwrap();
+    let yesterday = &s.days[s.days.len() - 2];
+    assert_eq!((yesterday.counted_minutes, yesterday.down_minutes), (45, 0));
+}
+
+/// The regression guard of the memory bound: however long it runs, a monitor holds at most
+/// two hours of minute buckets, 24 hours of figures and one minute of raw results.
+#[tokio::test(start_paused = true)]
+async fn a_day_of_history_holds_at_most_two_hours_of_minutes_per_monitor() {
+    let store = Store::temporary();
+    let mut book = MonitorBook::new(&[resource("a", spec(json!({})))]);
+    let mut most = (0, 0, 0);
+    // 30 hours at a 10 s interval, pruned and persisted as each minute begins.
+    for i in 0..(30 * 360) {
+        let secs = i as f64 * 10.0;
+        if i % 6 == 0 {
+            book.prune(at(secs));
+            book.persist(&store).unwrap();
+        }
+        book.record("a", result(secs, Outcome::Ok, 40));
+        let (minutes, hours, raw) = book.held("a");
+        most = (most.0.max(minutes), most.1.max(hours), most.2.max(raw));
+    }
+    assert_eq!(
+        most,
+        (120, 24, 6),
+        "(minute buckets, hour figures, raw results)"
+    );
+    let s = book.summary("a", at(30.0 * 3_600.0 - 1.0)).unwrap();
+    assert_eq!(s.hours.iter().map(|h| h.checks).sum::<u64>(), 24 * 360);
+    assert_eq!(s.month.counted, 30 * 60);
 }
 
 #[tokio::test(start_paused = true)]

@@ -101,6 +101,11 @@ impl Latency {
         Latency(out)
     }
 
+    /// The (lowest value of the bucket, count) of each non-empty bucket, lowest first.
+    pub fn counts(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.0.iter().copied()
+    }
+
     pub fn count(&self) -> u64 {
         self.0.iter().map(|&(_, n)| u64::from(n)).sum()
     }

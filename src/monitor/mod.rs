@@ -13,6 +13,7 @@ mod json_path;
 pub mod model;
 mod persist;
 pub mod retention;
+pub mod rollup;
 pub mod runner;
 pub mod summary;
 pub mod uptime;

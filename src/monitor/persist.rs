@@ -7,7 +7,10 @@ use serde::{Deserialize, Serialize};
 
 use super::MonitorError;
 use super::aggregate::{Bucket, StoredBucket};
-use super::retention::{LEDGER_DAYS, MEMORY_HOURS, MonitorBook, Resolution, Track};
+use super::retention::{
+    HOURS_IN_MEMORY, HourFigures, LEDGER_DAYS, MEMORY_HOURS, MonitorBook, Resolution, Track,
+};
+use super::rollup::{DayBucket, StoredDay};
 use super::uptime::{UptimeRules, minute_of_ms};
 use crate::store::{Store, trees};
 
@@ -17,10 +20,14 @@ fn minute_key(monitor: &str, minute: i64) -> String {
 fn hour_key(monitor: &str, hour: i64) -> String {
     format!("{monitor}/h/{hour:07}")
 }
+fn day_key(monitor: &str, day: i64) -> String {
+    format!("{monitor}/d/{day:05}")
+}
 fn key(monitor: &str, resolution: Resolution, start: i64) -> String {
     match resolution {
         Resolution::Minute => minute_key(monitor, start),
         Resolution::Hour => hour_key(monitor, start),
+        Resolution::Day => day_key(monitor, start),
     }
 }
 fn start_of(key: &str) -> i64 {
@@ -36,6 +43,7 @@ fn prefixes(monitor: &str, resolution: Resolution, from: i64, to: i64) -> Vec<St
     let (tag, width): (&str, usize) = match resolution {
         Resolution::Minute => ("m", 5),
         Resolution::Hour => ("h", 4),
+        Resolution::Day => ("d", 2),
     };
     let blocks = from.max(0).div_euclid(1000)..=to.max(0).div_euclid(1000);
     if blocks.end() - blocks.start() > 16 {
@@ -72,12 +80,29 @@ fn delete_range(
 
 /// Per-monitor state the store keeps beside the buckets.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub(super) struct StoredState {
     rules: UptimeRules,
-    /// The oldest minute and hour keys that may exist.
+    /// The oldest minute, hour and day keys that may exist.
     pub(super) minute_floor: Option<i64>,
     pub(super) hour_floor: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) day_floor: Option<i64>,
+    /// The last day rolled into a day record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) rolled_through: Option<i64>,
+}
+
+/// Rolls a day's stored hours into its day record; false when it has none.
+fn roll_day(store: &Store, monitor: &str, day: i64) -> Result<bool, MonitorError> {
+    let hours = MonitorBook::history(store, monitor, Resolution::Hour, day * 24, day * 24 + 23)?;
+    if hours.is_empty() {
+        return Ok(false);
+    }
+    let offset = |h: i64| usize::try_from(h - day * 24).expect("0..24");
+    let rolled = DayBucket::roll(hours.iter().map(|(h, b)| (offset(*h), b)));
+    store.put(trees::SAMPLES, &day_key(monitor, day), &rolled.stored())?;
+    Ok(true)
 }
 
 impl MonitorBook {
@@ -95,7 +120,14 @@ impl MonitorBook {
                     store.put(trees::SAMPLES, &minute_key(name, m), &b.stored())?;
                 }
             }
+            // An hour in memory is stored once it is over (a restart before then folds it
+            // from its stored minutes), so its histogram is encoded once, not every minute.
+            let mut pending = std::collections::BTreeSet::new();
             for &h in &t.dirty_hours {
+                if h >= t.mem_from_hour && self.now_hour.is_some_and(|now| h >= now) {
+                    pending.insert(h);
+                    continue;
+                }
                 let key = hour_key(name, h);
                 let bucket = if h >= t.mem_from_hour {
                     t.fold_hour(h)
@@ -111,18 +143,48 @@ impl MonitorBook {
                     b
                 };
                 store.put(trees::SAMPLES, &key, &bucket.stored())?;
+                let day = h.div_euclid(24);
+                if t.state.rolled_through.is_some_and(|r| day <= r) {
+                    // A late down minute in a day already rolled: its masks change.
+                    let key = day_key(name, day);
+                    if let Some(stored) = store.get::<StoredDay>(trees::SAMPLES, &key)? {
+                        let mut d = DayBucket::from_stored(&stored)?;
+                        let i = usize::try_from(h - day * 24).expect("0..24");
+                        d.hours[i] = (bucket.observed, bucket.down);
+                        store.put(trees::SAMPLES, &key, &d.stored())?;
+                    }
+                }
             }
             t.dirty_minutes.clear();
-            t.dirty_hours.clear();
-            if let Some((minute_cut, hour_cut)) = self.cutoffs {
+            t.dirty_hours = pending;
+            // Days whose hours have all left memory (so are stored for good) are rolled up.
+            let done_before = t.mem_from_hour.div_euclid(24);
+            let first = match t.state.rolled_through {
+                Some(r) => r + 1,
+                None => t.state.hour_floor.map_or(done_before, |f| f.div_euclid(24)),
+            };
+            for day in first..done_before {
+                if roll_day(store, name, day)? {
+                    let floor = &mut t.state.day_floor;
+                    *floor = Some(floor.map_or(day, |f| f.min(day)));
+                }
+                t.state.rolled_through = Some(day);
+            }
+            if let Some((minute_cut, hour_cut, day_cut)) = self.cutoffs {
                 let st = &mut t.state;
                 if let Some(f) = st.minute_floor.filter(|f| *f < minute_cut) {
                     delete_range(store, name, Resolution::Minute, f, minute_cut)?;
                     st.minute_floor = Some(minute_cut);
                 }
+                // Hours go only once their day is rolled.
+                let hour_cut = hour_cut.min(st.rolled_through.map_or(i64::MIN, |r| (r + 1) * 24));
                 if let Some(f) = st.hour_floor.filter(|f| *f < hour_cut) {
                     delete_range(store, name, Resolution::Hour, f, hour_cut)?;
                     st.hour_floor = Some(hour_cut);
+                }
+                if let Some(f) = st.day_floor.filter(|f| *f < day_cut) {
+                    delete_range(store, name, Resolution::Day, f, day_cut)?;
+                    st.day_floor = Some(day_cut);
                 }
             }
             t.state.rules = t.rules.clone();
@@ -135,15 +197,19 @@ impl MonitorBook {
         Ok(())
     }
 
-    /// Loads every known monitor's state as of `now`: the minute buckets of the current hour
-    /// and the 24 before it, the hour masks of 92 days, the open stretches and the latest
-    /// result. Raw samples are not stored, so they start empty.
+    /// Loads every known monitor's state as of `now`: the stored minute buckets (the current
+    /// hour and the two before it, or the last three before a stop), the figures of the 24 hours before those, the hour masks of 92
+    /// days (from the day records and the hour buckets), the open stretches and the latest
+    /// result. Raw samples are not stored, so they
+    /// start empty (and so do the marks of when checks happened: the health gate counts only
+    /// what this run saw, as before).
     pub fn load(&mut self, store: &Store, now: DateTime<Utc>) -> Result<(), MonitorError> {
         self.persisting = true;
         let now_min = minute_of_ms(now.timestamp_millis());
         let now_hour = now_min.div_euclid(60);
         let floor = now_hour - MEMORY_HOURS;
         self.floor_hour = Some(floor);
+        self.now_hour = Some(now_hour);
         let names: Vec<String> = self.specs.keys().cloned().collect();
         for name in names {
             let mut t = Track::new(floor);
@@ -153,22 +219,43 @@ impl MonitorBook {
             }
             t.latest = store.get(trees::SAMPLES, &format!("{name}/l"))?;
             let ledger_from = now_hour - LEDGER_DAYS * 24;
-            for (h, b) in Self::history(store, &name, Resolution::Hour, ledger_from, now_hour)? {
-                t.ledger.insert(h, (b.observed, b.down));
+            let days = Self::days(store, &name, ledger_from.div_euclid(24), now_hour / 24)?;
+            for (d, day) in days {
+                for (i, masks) in (d * 24..).zip(day.hours) {
+                    if i >= ledger_from && masks != (0, 0) {
+                        t.ledger.insert(i, masks);
+                    }
+                }
             }
-            let minutes = Self::history(store, &name, Resolution::Minute, floor * 60, now_min)?;
+            // Every stored minute: retention keeps the last three hours (before a stop, the
+            // three before it), and the hours of those not over when stored are folded anew.
+            let minutes = Self::history(store, &name, Resolution::Minute, 0, now_min)?;
+            if let Some((m, _)) = minutes.first() {
+                t.mem_from_hour = t.mem_from_hour.min(m.div_euclid(60));
+            }
             for (m, b) in minutes {
                 let e = t.ledger.entry(m.div_euclid(60)).or_default();
                 e.0 |= b.observed << m.rem_euclid(60);
                 e.1 |= b.down << m.rem_euclid(60);
+                t.dirty_hours.insert(m.div_euclid(60));
                 t.minutes.insert(m, b);
+            }
+            t.unsaved = !t.dirty_hours.is_empty();
+            for (h, b) in Self::history(store, &name, Resolution::Hour, ledger_from, now_hour)? {
+                let e = t.ledger.entry(h).or_default();
+                e.0 |= b.observed;
+                e.1 |= b.down;
+                if (floor - HOURS_IN_MEMORY..t.mem_from_hour).contains(&h) {
+                    t.hours.insert(h, HourFigures::of(&b));
+                }
             }
             self.tracks.insert(name, t);
         }
         Ok(())
     }
 
-    /// Stored buckets of a monitor with start (unix minute or hour) in `from..=to`.
+    /// Stored buckets of a monitor with start (unix minute, hour or day) in `from..=to`; a
+    /// day's bucket has no masks (see [`MonitorBook::days`]).
     pub fn history(
         store: &Store,
         monitor: &str,
@@ -176,12 +263,35 @@ impl MonitorBook {
         from: i64,
         to: i64,
     ) -> Result<Vec<(i64, Bucket)>, MonitorError> {
+        if resolution == Resolution::Day {
+            let days = Self::days(store, monitor, from, to)?;
+            return Ok(days.into_iter().map(|(d, day)| (d, day.bucket)).collect());
+        }
         let mut out = Vec::new();
         for prefix in prefixes(monitor, resolution, from, to) {
             for (key, stored) in store.scan::<StoredBucket>(trees::SAMPLES, &prefix)? {
                 let start = start_of(&key);
                 if (from..=to).contains(&start) {
                     out.push((start, Bucket::from_stored(&stored)?));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stored day records of a monitor with day (since the Unix epoch) in `from..=to`.
+    pub fn days(
+        store: &Store,
+        monitor: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(i64, DayBucket)>, MonitorError> {
+        let mut out = Vec::new();
+        for prefix in prefixes(monitor, Resolution::Day, from, to) {
+            for (key, stored) in store.scan::<StoredDay>(trees::SAMPLES, &prefix)? {
+                let start = start_of(&key);
+                if (from..=to).contains(&start) {
+                    out.push((start, DayBucket::from_stored(&stored)?));
                 }
             }
         }

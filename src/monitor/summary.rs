@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::aggregate::{Bucket, WindowStats, opt_ms};
 use super::check::{CheckResult, human};
 use super::model::{Health, MonitoringData};
-use super::retention::MonitorBook;
+use super::retention::{HourFigures, MonitorBook};
 use super::uptime::{Tally, minute_of_ms};
 
 /// Which objective an alert is about.
@@ -153,13 +153,18 @@ impl MonitorBook {
                 }
             })
             .collect();
+        let folded = track.map(|t| &t.hours);
         let hours = (now_hour - 23..=now_hour)
             .map(|h| {
-                let b = Bucket::sum(minutes.range(h * 60..(h + 1) * 60).map(|(_, m)| m));
+                let in_minutes = minutes.range(h * 60..(h + 1) * 60).map(|(_, m)| m);
+                let figures = match folded.and_then(|f| f.get(&h)) {
+                    Some(f) => *f,
+                    None => HourFigures::of(&Bucket::sum(in_minutes)),
+                };
                 HourLatency {
                     hour: DateTime::from_timestamp(h * 3600, 0).unwrap_or_default(),
-                    checks: b.count.into(),
-                    p95: b.latency.quantile(0.95).map(Duration::from_micros),
+                    checks: figures.count.into(),
+                    p95: figures.p95_us.map(Duration::from_micros),
                 }
             })
             .collect();
