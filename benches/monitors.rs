@@ -268,7 +268,7 @@ fn disk_usage(dir: &std::path::Path) -> (u64, u64) {
 /// Runs `--disk-monitors` monitors for `--disk-days` simulated days into a real store on disk,
 /// pruned and persisted every minute as the daemon does, and reports the store's size.
 fn a_year_on_disk(a: &Args, list: &[Resource<MonitorSpec>]) {
-    use rand::{Rng, SeedableRng};
+    use rand::SeedableRng;
     use tether::monitor::Resolution;
     let mut rng = rand::rngs::StdRng::seed_from_u64(2);
     let dir = tempfile::tempdir().expect("temporary directory");
@@ -285,20 +285,7 @@ fn a_year_on_disk(a: &Args, list: &[Resource<MonitorSpec>]) {
         for k in 0..per_minute {
             let at = start + chrono::Duration::seconds(k * a.interval as i64);
             for m in list {
-                let failed = rng.random_bool(0.001);
-                book.record(
-                    m.name(),
-                    CheckResult {
-                        at,
-                        latency: Duration::from_micros(rng.random_range(20_000..80_000)),
-                        status_code: Some(if failed { 503 } else { 200 }),
-                        outcome: if failed {
-                            Outcome::ServerError(503)
-                        } else {
-                            Outcome::Ok
-                        },
-                    },
-                );
+                book.record(m.name(), synthetic(&mut rng, at));
             }
         }
         if minute % (30 * 1440) == 0 && minute > 0 {
@@ -345,7 +332,7 @@ fn a_year_on_disk(a: &Args, list: &[Resource<MonitorSpec>]) {
 /// Records 24 h of results for every monitor (as the daemon would after a day) and reports the
 /// memory the book holds and what a summary of every monitor costs then.
 fn fill_a_day(a: &Args, list: &[Resource<MonitorSpec>]) {
-    use rand::{Rng, SeedableRng};
+    use rand::SeedableRng;
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
     let rss0 = status_kb("VmRSS:");
     let started = Instant::now();
@@ -362,20 +349,7 @@ fn fill_a_day(a: &Args, list: &[Resource<MonitorSpec>]) {
             book.prune(at);
         }
         for m in list {
-            let failed = rng.random_bool(0.001);
-            book.record(
-                m.name(),
-                CheckResult {
-                    at,
-                    latency: Duration::from_micros(rng.random_range(20_000..80_000)),
-                    status_code: Some(if failed { 503 } else { 200 }),
-                    outcome: if failed {
-                        Outcome::ServerError(503)
-                    } else {
-                        Outcome::Ok
-                    },
-                },
-            );
+            book.record(m.name(), synthetic(&mut rng, at));
         }
     }
     book.prune(end);
@@ -395,4 +369,20 @@ fn fill_a_day(a: &Args, list: &[Resource<MonitorSpec>]) {
         n,
         started.elapsed().as_secs_f64() * 1000.0
     );
+}
+
+/// A synthetic result: 20 to 80 ms, one in a thousand a 503.
+fn synthetic(rng: &mut rand::rngs::StdRng, at: chrono::DateTime<Utc>) -> CheckResult {
+    use rand::Rng;
+    let failed = rng.random_bool(0.001);
+    CheckResult {
+        at,
+        latency: Duration::from_micros(rng.random_range(20_000..80_000)),
+        status_code: Some(if failed { 503 } else { 200 }),
+        outcome: if failed {
+            Outcome::ServerError(503)
+        } else {
+            Outcome::Ok
+        },
+    }
 }
