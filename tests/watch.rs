@@ -146,6 +146,88 @@ async fn a_symlink_swapped_to_a_new_revision_gives_one_pass_and_is_followed() {
     );
 }
 
+/// Every manifest file under `dir`, modified an hour ago (so its stamp is trusted).
+fn age_files(dir: &Path) {
+    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            age_files(&p);
+        } else {
+            std::fs::File::options()
+                .write(true)
+                .open(&p)
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        }
+    }
+}
+
+/// A reload after one file changed reads and parses that file alone, and the rules across
+/// files still hold: a name defined again in the edited file is refused, naming both places.
+#[test]
+fn a_reload_of_one_file_re_reads_one_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("m");
+    copy_dir(&root().join("examples/vocilia"), &dir);
+    age_files(&dir);
+    let mut l = loader(&dir);
+    let all = l.last_refresh();
+    assert!(all.read > 10, "the first load reads every file: {all:?}");
+    assert_eq!(all.parsed, all.read);
+    assert!(l.reload().is_none());
+    assert_eq!(l.last_refresh().read, 0, "nothing changed, nothing read");
+
+    let vars = dir.join("backend/variables.yaml");
+    std::fs::write(&vars, edit(&vars, "LOG_LEVEL: info", "LOG_LEVEL: warn")).unwrap();
+    let d = l.reload().expect("a change").expect("valid");
+    assert_eq!(
+        (l.last_refresh().read, l.last_refresh().parsed),
+        (1, 1),
+        "{:?}",
+        l.last_refresh()
+    );
+    let fresh = {
+        let k = support::harness::demo_keyring();
+        let fp = k.fingerprinter();
+        Loader::new(&dir, Some(k), fp, "t".into())
+            .reload()
+            .unwrap()
+            .unwrap()
+    };
+    assert_eq!(d.revision, fresh.revision, "the same digest as a full read");
+    assert_eq!(
+        format!("{:?}", d.environments),
+        format!("{:?}", fresh.environments)
+    );
+
+    // The same file again within the same second: read again (its stamp is too recent to
+    // trust), not parsed again when its bytes are the same.
+    std::fs::write(&vars, edit(&vars, "LOG_LEVEL: warn", "LOG_LEVEL: warn")).unwrap();
+    assert!(l.reload().is_none());
+    assert_eq!((l.last_refresh().read, l.last_refresh().parsed), (1, 0));
+
+    // A cross-file rule, after a one-file reload: the backend's Variables defined twice.
+    let extra = dir.join("backend/again.yaml");
+    let text = std::fs::read_to_string(&vars).unwrap();
+    std::fs::write(&extra, &text).unwrap();
+    let err = l.reload().expect("a change").expect_err("a duplicate");
+    assert_eq!(l.last_refresh().parsed, 1);
+    let shown = err.to_string();
+    assert!(
+        shown.contains("again.yaml") && shown.contains("is defined twice; the first is at"),
+        "{shown}"
+    );
+    std::fs::remove_file(&extra).unwrap();
+    assert!(l.reload().expect("a change").is_ok());
+    assert_eq!(
+        (l.last_refresh().read, l.last_refresh().removed),
+        (1, 1),
+        "only the recently written file is read again"
+    );
+}
+
 /// A change is planned again only where it lands: the environment whose variable, monitor or
 /// manifest changed, and every environment when there was no state before.
 #[test]

@@ -5,6 +5,7 @@
 mod alerts;
 mod backups;
 mod control;
+mod loader;
 mod once;
 mod platforms;
 
@@ -12,12 +13,12 @@ use once::{in_flight, once_exit, once_timed_out, stopped};
 pub use platforms::{Platforms, simulated_providers, simulated_providers_at};
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::manifest::{self, DesiredState, Diagnostics, SecretContext};
+use crate::manifest::{DesiredState, Diagnostics};
 use crate::provider::ProviderError;
 use crate::reconcile::{Look, Options, PassReport, ReconcileError, Reconciler};
 use crate::secret::{Fingerprinter, Keyring};
@@ -26,6 +27,7 @@ use crate::store::{Store, StoreError};
 use crate::watch::{DirWatch, WatchError};
 pub use alerts::AlertConfig;
 use alerts::Alerts;
+pub use loader::Loader;
 
 /// How long a stop waits for the calls of a pass in flight before it drops them (a dropped
 /// write is resolved by the journal at the next start).
@@ -89,74 +91,6 @@ pub struct DaemonConfig {
     pub control: crate::control::ControlConfig,
     /// Alert grouping, links and retries.
     pub alerts: AlertConfig,
-}
-
-/// The manifests, loaded with the keyring.
-pub struct Loader {
-    pub dir: PathBuf,
-    /// Only the environments this daemon owns.
-    pub selector: crate::manifest::select::Selector,
-    keyring: Option<Keyring>,
-    fp: Fingerprinter,
-    key_source: String,
-    last_digest: Option<String>,
-}
-
-impl Loader {
-    pub fn new(
-        dir: &Path,
-        keyring: Option<Keyring>,
-        fp: Fingerprinter,
-        key_source: String,
-    ) -> Self {
-        Loader {
-            dir: dir.to_path_buf(),
-            selector: Default::default(),
-            keyring,
-            fp,
-            key_source,
-            last_digest: None,
-        }
-    }
-
-    /// Rescans; None when the content digest is unchanged since the last call.
-    pub fn reload(&mut self) -> Option<Result<DesiredState, Diagnostics>> {
-        let files = match manifest::load::scan(&self.dir) {
-            Ok(f) => f,
-            Err(d) => return Some(Err(Diagnostics(vec![d]))),
-        };
-        let digest = manifest::load::digest(&self.dir, &files);
-        if self.last_digest.as_deref() == Some(digest.as_str()) {
-            return None;
-        }
-        self.last_digest = Some(digest);
-        let ctx = SecretContext {
-            keyring: self.keyring.as_ref(),
-            fingerprinter: &self.fp,
-            key_source: &self.key_source,
-            decrypt: manifest::Decrypt::Selected(&self.selector),
-        };
-        let loaded =
-            manifest::load_files(&self.dir, &files, &ctx).map(|d| d.select(&self.selector));
-        // Every secret of the environments this daemon manages decrypts, or the load failed;
-        // the stand-ins of other environments went with them. Checked again: a stand-in must
-        // never reach a platform.
-        Some(loaded.and_then(|d| {
-            for w in &d.secrets.warnings {
-                tracing::warn!("{w}");
-            }
-            match d.secrets.not_decrypted.first() {
-                None => Ok(d),
-                Some((env, key)) => Err(Diagnostics(vec![manifest::Diagnostic {
-                    file: self.dir.clone(),
-                    line: 0,
-                    column: 0,
-                    path: String::new(),
-                    message: format!("{env}/{key} was not decrypted, so {env} is not applied"),
-                }])),
-            }
-        }))
-    }
 }
 
 /// The fingerprint key: from the identity, else a random key kept in the store.

@@ -97,6 +97,18 @@ pub fn is_manifest_name(name: &str) -> bool {
 
 /// Lists the manifest files under `dir` (recursively, hidden folders skipped), sorted.
 pub fn scan(dir: &Path) -> Result<Vec<ManifestFile>, Diagnostic> {
+    let mut out = Vec::new();
+    for (path, _) in list(dir)? {
+        let content = read(&path)?;
+        out.push(ManifestFile { path, content });
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+/// Lists the manifest files under `dir` with their metadata (symlinks followed), unread and
+/// unsorted.
+pub fn list(dir: &Path) -> Result<Vec<(PathBuf, std::fs::Metadata)>, Diagnostic> {
     let meta = std::fs::metadata(dir)
         .map_err(|e| file_error(dir, format!("cannot read the manifest directory: {e}")))?;
     if !meta.is_dir() {
@@ -104,11 +116,15 @@ pub fn scan(dir: &Path) -> Result<Vec<ManifestFile>, Diagnostic> {
     }
     let mut out = Vec::new();
     walk(dir, &mut out)?;
-    out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
 }
 
-fn walk(dir: &Path, out: &mut Vec<ManifestFile>) -> Result<(), Diagnostic> {
+/// Reads one manifest file.
+pub fn read(path: &Path) -> Result<Vec<u8>, Diagnostic> {
+    std::fs::read(path).map_err(|e| file_error(path, format!("cannot read: {e}")))
+}
+
+fn walk(dir: &Path, out: &mut Vec<(PathBuf, std::fs::Metadata)>) -> Result<(), Diagnostic> {
     let entries =
         std::fs::read_dir(dir).map_err(|e| file_error(dir, format!("cannot list: {e}")))?;
     for entry in entries {
@@ -124,9 +140,7 @@ fn walk(dir: &Path, out: &mut Vec<ManifestFile>) -> Result<(), Diagnostic> {
                 walk(&path, out)?;
             }
         } else if meta.is_file() && is_manifest_name(&name) {
-            let content =
-                std::fs::read(&path).map_err(|e| file_error(&path, format!("cannot read: {e}")))?;
-            out.push(ManifestFile { path, content });
+            out.push((path, meta));
         }
     }
     Ok(())
@@ -144,12 +158,22 @@ fn file_error(path: &Path, message: String) -> Diagnostic {
 
 /// The digest of a set of files: their paths (relative to `dir`) and contents.
 pub fn digest(dir: &Path, files: &[ManifestFile]) -> String {
+    digest_of(
+        dir,
+        files
+            .iter()
+            .map(|f| (f.path.as_path(), Sha256::digest(&f.content).into())),
+    )
+}
+
+/// The digest of files given as (path, SHA-256 of content), in path order.
+pub fn digest_of<'a>(dir: &Path, files: impl Iterator<Item = (&'a Path, [u8; 32])>) -> String {
     let mut h = Sha256::new();
-    for f in files {
-        let rel = f.path.strip_prefix(dir).unwrap_or(&f.path);
+    for (path, hash) in files {
+        let rel = path.strip_prefix(dir).unwrap_or(path);
         h.update(rel.to_string_lossy().as_bytes());
         h.update([0]);
-        h.update(Sha256::digest(&f.content));
+        h.update(hash);
     }
     hex::encode(h.finalize())
 }

@@ -2,6 +2,7 @@
 //! validation. Pure except for reading files.
 
 pub mod alerts;
+pub mod cache;
 mod check;
 pub mod desired;
 pub mod diagnostic;
@@ -42,6 +43,33 @@ pub fn load_files(
     for f in files {
         load::parse_file(f, &mut docs, &mut errors);
     }
+    let revision = || load::revision(dir, files);
+    build(dir, docs, errors, secrets, revision)
+}
+
+/// Like [`load`], from the files as last read: only files that changed since are read and
+/// parsed again; the rules across files are checked over all of them.
+pub fn load_cached(
+    dir: &Path,
+    cache: &cache::FileCache,
+    secrets: &SecretContext,
+) -> Result<DesiredState, Diagnostics> {
+    let (docs, errors) = cache.documents();
+    let revision = || Revision {
+        digest: cache.digest(dir),
+        commit: load::git_commit(dir),
+    };
+    build(dir, docs, errors, secrets, revision)
+}
+
+/// The rules across documents, over parsed documents and the parse errors found.
+fn build(
+    dir: &Path,
+    docs: Vec<load::Doc>,
+    mut errors: Vec<Diagnostic>,
+    secrets: &SecretContext,
+    revision: impl FnOnce() -> Revision,
+) -> Result<DesiredState, Diagnostics> {
     let rules = recipients::Rules::load(dir).unwrap_or_else(|e| {
         errors.extend(e);
         recipients::Rules::default()
@@ -49,7 +77,7 @@ pub fn load_files(
     let built = validate::build(docs, secrets, &rules);
     match built {
         Ok(mut state) if errors.is_empty() => {
-            state.revision = load::revision(dir, files);
+            state.revision = revision();
             Ok(state)
         }
         Ok(_) => {

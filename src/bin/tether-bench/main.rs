@@ -192,14 +192,31 @@ fn cpu_seconds() -> f64 {
     (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0
 }
 
-fn peak_rss_mib() -> f64 {
+/// A figure of this process's memory from /proc/self/status, in MiB.
+fn vm_mib(field: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .unwrap_or(0.0)
         / 1024.0
+}
+
+fn peak_rss_mib() -> f64 {
+    vm_mib("VmHWM:")
+}
+
+/// Memory by stage: RSS now and the peak so far, after each step of a size's run.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Stages(Vec<(String, f64, f64)>);
+
+impl Stages {
+    fn mark(&mut self, stage: &str) {
+        let (now, peak) = (vm_mib("VmRSS:"), peak_rss_mib());
+        eprintln!("tether-bench: after {stage}: RSS {now:.1} MiB, peak {peak:.1} MiB");
+        self.0.push((stage.to_string(), now, peak));
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -225,6 +242,7 @@ struct Report {
     restart_first_pass_s: f64,
     restart_writes: usize,
     peak_rss_mib: f64,
+    stages: Stages,
 }
 
 /// Terraform's way: every resource read before planning (one call each, plus the environment),
@@ -292,7 +310,10 @@ async fn run_one(args: &Args, n: usize) -> Report {
     // The key the daemon itself will use on this store (a random one kept in it).
     let fp = tether::daemon::fingerprinter(None, &store).unwrap();
     let mut loader = Loader::new(&manifests, None, fp.clone(), "none".into());
+    let mut stages = Stages::default();
+    stages.mark("start");
     let desired: DesiredState = loader.reload().unwrap().expect("valid manifests");
+    stages.mark("loading the manifests");
     let latency = Duration::from_millis(args.latency_ms);
     let exe = std::env::current_exe().expect("own path");
     let sim = RemoteSim::start(&exe, &manifests, latency);
@@ -336,6 +357,7 @@ async fn run_one(args: &Args, n: usize) -> Report {
         report = rec.pass_with(&soon).await.unwrap();
     }
     let ready = t0.elapsed();
+    stages.mark("the cold converge");
     assert_eq!(
         report.counts.ready, report.counts.resources,
         "the benchmark did not converge"
@@ -362,6 +384,8 @@ async fn run_one(args: &Args, n: usize) -> Report {
     let resync_writes = resync_reqs.iter().filter(|r| is_write(r)).count();
     assert_eq!(r.writes, 0);
     drop(rec);
+    drop(r);
+    stages.mark("the resync");
 
     // Restart with a warm cache, then edits, through the daemon itself.
     sim.clear_requests().await;
@@ -406,7 +430,13 @@ async fn run_one(args: &Args, n: usize) -> Report {
         ready.as_secs_f64(),
         restart.as_secs_f64()
     );
-    let restart_writes = sim.requests().await.iter().filter(|r| is_write(r)).count();
+    let after_restart = sim.requests().await;
+    let restart_writes = after_restart.iter().filter(|r| is_write(r)).count();
+    // The harness's own reads of the request log are incremental from here on, so its memory
+    // does not grow with the log.
+    let mut seen = after_restart.len();
+    drop(after_restart);
+    stages.mark("the restart's first pass");
     // Edits to a Supabase environment's variable: one write each, no deploy. Only writes to that
     // project count (the restarted daemon may still be verifying domains elsewhere).
     let edited_ref = letters(2, 20);
@@ -415,7 +445,7 @@ async fn run_one(args: &Args, n: usize) -> Report {
     let mut lat = Vec::new();
     for k in 0..args.edits {
         let ours = |r: &RecordedRequest| is_write(r) && r.path.contains(&edited_ref);
-        let mut seen = sim.requests().await.len();
+        seen += sim.requests_since(seen).await.len();
         std::fs::write(
             &file,
             original.replace("VAR_00: value-2-0", &format!("VAR_00: edit-{k}")),
@@ -437,6 +467,7 @@ async fn run_one(args: &Args, n: usize) -> Report {
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
     daemon.abort();
+    stages.mark("the edits");
     lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let pct = |q: f64| {
         lat.get(
@@ -471,6 +502,7 @@ async fn run_one(args: &Args, n: usize) -> Report {
         restart_first_pass_s: restart.as_secs_f64(),
         restart_writes,
         peak_rss_mib: peak_rss_mib(),
+        stages,
     }
 }
 
@@ -584,6 +616,19 @@ fn main() {
         format!("{:.3} / {:.2}", r.resync_cpu_s, r.resync_wall_s)
     });
     row("peak RSS (MiB)", &|r| format!("{:.1}", r.peak_rss_mib));
+    let stage_names: Vec<String> = reports
+        .first()
+        .map(|r| r.stages.0.iter().map(|(n, _, _)| n.clone()).collect())
+        .unwrap_or_default();
+    for (i, name) in stage_names.iter().enumerate() {
+        row(&format!("RSS after {name} / peak so far (MiB)"), &|r| {
+            r.stages
+                .0
+                .get(i)
+                .map(|(_, now, peak)| format!("{now:.1} / {peak:.1}"))
+                .unwrap_or_default()
+        });
+    }
     row("edit → first write p50 / p99 (ms)", &|r| {
         format!(
             "{:.0} / {:.0} (n={})",
