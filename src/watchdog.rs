@@ -28,7 +28,9 @@ fn monitors(d: &DesiredState) -> Vec<Resource<MonitorSpec>> {
 
 /// Environments worth checking: those whose deployment serves and whose domains are attached
 /// and verified (checking an app before it exists would only record failures against its SLO).
-pub fn servable(envs: &[crate::status::EnvStatus]) -> std::collections::BTreeSet<String> {
+pub fn servable(
+    envs: &[std::sync::Arc<crate::status::EnvStatus>],
+) -> std::collections::BTreeSet<String> {
     envs.iter()
         .filter(|e| {
             e.resources

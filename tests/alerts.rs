@@ -486,7 +486,7 @@ async fn the_applied_commit_gets_pending_then_failure_then_success_on_github() {
 }
 
 /// prod-backend's status with its monitor healthy or down.
-fn status_with_monitor(down: bool) -> (tether::status::Index, Vec<tether::status::EnvStatus>) {
+fn status_with_monitor(down: bool) -> (tether::status::Index, tether::status::Statuses) {
     let (state, status, reason) = if down {
         ("stalled", "False", "Critical")
     } else {
@@ -508,7 +508,7 @@ fn status_with_monitor(down: bool) -> (tether::status::Index, Vec<tether::status
         "reconciling": 0, "stalled": 1}, "environments": [], "firstPassDone": true
     }))
     .unwrap();
-    (index, vec![env])
+    (index, vec![env.into()])
 }
 
 #[tokio::test]

@@ -33,7 +33,7 @@ fn use_dns(w: &mut World, dns: &Dnsmasq, probe: Option<(u16, &TestCa)>) {
     });
 }
 
-async fn passes(w: &mut World, n: usize) -> Vec<EnvStatus> {
+async fn passes(w: &mut World, n: usize) -> tether::status::Statuses {
     for _ in 0..n {
         let all = w.all(true);
         w.rec.pass(&all).await.unwrap();
@@ -43,7 +43,12 @@ async fn passes(w: &mut World, n: usize) -> Vec<EnvStatus> {
     w.rec.write_status().unwrap().1
 }
 
-fn resource<'a>(envs: &'a [EnvStatus], env: &str, kind: &str, name: &str) -> &'a ResourceStatus {
+fn resource<'a>(
+    envs: &'a [std::sync::Arc<EnvStatus>],
+    env: &str,
+    kind: &str,
+    name: &str,
+) -> &'a ResourceStatus {
     envs.iter()
         .find(|e| e.environment == env)
         .unwrap()

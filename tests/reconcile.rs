@@ -435,3 +435,75 @@ async fn a_new_fingerprint_key_observes_afresh_instead_of_rewriting_everything()
         "{writes:?}"
     );
 }
+
+/// A pass rebuilds the status of the environments it was given and keeps the others' as
+/// built (the same shared value, its file not rewritten), and what it keeps is what a full
+/// rebuild gives: nothing goes stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_rebuilds_only_its_environments_status() {
+    let mut w = World::new(SimConfig::default()).await;
+    w.converge().await;
+    let (_, before) = w.rec.write_status().unwrap();
+    w.edit(
+        "backend/variables.yaml",
+        "LOG_LEVEL: info",
+        "LOG_LEVEL: warn",
+    );
+    let due = std::collections::BTreeMap::from([("prod-backend".to_string(), false)]);
+    let r = w.rec.pass(&due).await.unwrap();
+    assert!(r.writes > 0, "the variable is written");
+    let (_, after) = r.status.expect("status");
+    assert_eq!(after.len(), before.len());
+    for (b, a) in before.iter().zip(&after) {
+        let rebuilt = !std::sync::Arc::ptr_eq(b, a);
+        assert_eq!(
+            rebuilt,
+            a.environment == "prod-backend",
+            "{} rebuilt: {rebuilt}",
+            a.environment
+        );
+    }
+    let backend = after
+        .iter()
+        .find(|e| e.environment == "prod-backend")
+        .unwrap();
+    let log = backend
+        .resources
+        .iter()
+        .find(|x| x.kind == "variable" && x.name == "LOG_LEVEL")
+        .unwrap();
+    assert_ne!(
+        log.desired_digest,
+        before
+            .iter()
+            .find(|e| e.environment == "prod-backend")
+            .unwrap()
+            .resources
+            .iter()
+            .find(|x| x.kind == "variable" && x.name == "LOG_LEVEL")
+            .unwrap()
+            .desired_digest,
+        "the edited variable's status follows the edit"
+    );
+    let (_, full) = w.rec.write_status().unwrap();
+    for (a, f) in after.iter().zip(&full) {
+        let strip = |e: &tether::status::EnvStatus| {
+            let mut v = serde_json::to_value(e).unwrap();
+            // What depends on the clock alone (a certificate's days left) is refreshed by the
+            // daemon's full rebuild every 15 s, not by passes.
+            for r in v["resources"].as_array_mut().unwrap() {
+                if r["kind"] == "certificate" {
+                    r["detail"] = serde_json::Value::Null;
+                    r["conditions"] = serde_json::Value::Null;
+                }
+            }
+            v
+        };
+        assert_eq!(
+            strip(a),
+            strip(f),
+            "{} kept as a full rebuild gives it",
+            a.environment
+        );
+    }
+}

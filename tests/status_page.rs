@@ -101,8 +101,9 @@ fn resource(kind: &str, name: &str, state: State, message: &str, detail: Value) 
 }
 
 /// Adds a resource to an environment and brings its state and the index's counts along.
-fn add(index: &mut Index, envs: &mut [EnvStatus], env: &str, r: ResourceStatus) {
+fn add(index: &mut Index, envs: &mut [std::sync::Arc<EnvStatus>], env: &str, r: ResourceStatus) {
     let e = envs.iter_mut().find(|e| e.environment == env).expect("env");
+    let e = std::sync::Arc::make_mut(e);
     if r.state > e.state {
         (e.state, e.conditions) = (r.state, r.conditions.clone());
     }
@@ -445,7 +446,7 @@ async fn probes_metrics_and_the_json_api() {
     let status: Value = get("/api/status").await.unwrap().json().await.unwrap();
     let index: Index = serde_json::from_value(status["index"].clone()).expect("an Index");
     assert_eq!(Some(&index), f.snapshot.index.as_ref());
-    let envs: Vec<EnvStatus> =
+    let envs: tether::status::Statuses =
         serde_json::from_value(status["environments"].clone()).expect("environments");
     assert_eq!(envs, f.snapshot.envs);
     let one = get("/api/environments/prod-backend").await.unwrap();

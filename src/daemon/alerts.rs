@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::manifest::DesiredState;
 use crate::notify::commit::{self, GitHub, Poster};
 use crate::notify::{Notifier, Receivers, WorkerConfig};
-use crate::status::{EnvStatus, Index};
+use crate::status::Index;
 use crate::store::Store;
 
 /// How alerts are grouped, linked and retried.
@@ -63,7 +63,11 @@ impl Alerts {
     }
 
     /// After a status write: the alerts in force, then the incidents that opened or resolved.
-    pub fn after_status(&self, desired: Option<&DesiredState>, status: &(Index, Vec<EnvStatus>)) {
+    pub fn after_status(
+        &self,
+        desired: Option<&DesiredState>,
+        status: &(Index, crate::status::Statuses),
+    ) {
         if let Some(d) = desired {
             self.notifier.set_receivers(Receivers::of(d));
         }

@@ -173,7 +173,7 @@ pub async fn run(
     let alerts = Alerts::start(&store, &alert_cfg, &cfg.manifests, bound_at);
     let publish = |server: &crate::server::Server,
                    rec: &Reconciler,
-                   status: Option<(crate::status::Index, Vec<crate::status::EnvStatus>)>,
+                   status: Option<(crate::status::Index, crate::status::Statuses)>,
                    ready: bool| {
         if let Some((index, envs)) = status {
             server.update(crate::server::Snapshot {

@@ -78,7 +78,7 @@ pub struct CommitStatus {
 }
 
 /// The status the last status write calls for, if the manifests are at a commit.
-pub fn of(index: &Index, envs: &[EnvStatus]) -> Option<CommitStatus> {
+pub fn of(index: &Index, envs: &[std::sync::Arc<EnvStatus>]) -> Option<CommitStatus> {
     let m = &index.manifests;
     let (sha, state, description) = if !m.valid {
         let first = m.errors.first().map(|d| d.to_string()).unwrap_or_default();

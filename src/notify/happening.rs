@@ -14,7 +14,7 @@ pub type Seen = BTreeMap<String, String>;
 
 /// The events since `seen`, and what is seen now.
 pub fn since(
-    envs: &[EnvStatus],
+    envs: &[std::sync::Arc<EnvStatus>],
     seen: &Seen,
     now: DateTime<Utc>,
     mut id: impl FnMut() -> String,
@@ -138,15 +138,25 @@ mod tests {
         let now = Utc::now();
         let id = || "e".to_string();
         let names = |ev: &[AlertEvent]| ev.iter().map(|e| e.event.clone()).collect::<Vec<_>>();
-        let (ev, seen) = since(&[env(&[("d1", "building")], None)], &Seen::new(), now, id);
+        let (ev, seen) = since(
+            &[env(&[("d1", "building")], None).into()],
+            &Seen::new(),
+            now,
+            id,
+        );
         assert_eq!(names(&ev), ["deploy.started"]);
-        let (ev, seen) = since(&[env(&[("d1", "building")], None)], &seen, now, id);
+        let (ev, seen) = since(&[env(&[("d1", "building")], None).into()], &seen, now, id);
         assert!(ev.is_empty(), "nothing new, nothing sent");
-        let (ev, seen) = since(&[env(&[("d1", "success")], Some(1))], &seen, now, id);
+        let (ev, seen) = since(&[env(&[("d1", "success")], Some(1)).into()], &seen, now, id);
         assert_eq!(names(&ev), ["deploy.succeeded", "drift.corrected"]);
-        let (ev, seen) = since(&[env(&[("d1", "success")], Some(1))], &seen, now, id);
+        let (ev, seen) = since(&[env(&[("d1", "success")], Some(1)).into()], &seen, now, id);
         assert!(ev.is_empty());
-        let (ev, _) = since(&[env(&[("d1", "rolled_back")], Some(2))], &seen, now, id);
+        let (ev, _) = since(
+            &[env(&[("d1", "rolled_back")], Some(2)).into()],
+            &seen,
+            now,
+            id,
+        );
         assert_eq!(names(&ev), ["deploy.rolled_back", "drift.corrected"]);
         assert_eq!(
             ev[1].reason,

@@ -150,7 +150,7 @@ impl Notifier {
     pub fn after_pass(
         &self,
         index: &Index,
-        envs: &[EnvStatus],
+        envs: &[std::sync::Arc<EnvStatus>],
         now: DateTime<Utc>,
     ) -> Result<Vec<AlertEvent>, NotifyError> {
         let mut open: Vec<Incident> = envs.iter().flat_map(|e| incident::of_env(e, now)).collect();

@@ -23,7 +23,7 @@ use crate::observed::{DeployStatus, Knowledge, ObjectKey, ObjectKind, ObservedSt
 use crate::plan::{self, Plan, PlanOptions};
 use crate::provider::{LastWrite, ObserveCtx, ProviderError, Providers};
 use crate::secret::Fingerprinter;
-use crate::status::{self, Drift, EnvStatus, Index, ManifestsStatus, StatusError};
+use crate::status::{self, Drift, Index, ManifestsStatus, StatusError, Statuses};
 use crate::store::{Store, StoreError, trees};
 
 pub use domains::DomainChecks;
@@ -41,6 +41,23 @@ fn merge_followed(
         branch: new.branch.or(old.branch.clone()),
         ..new
     }
+}
+
+/// The environments whose notices differ between two plans.
+fn notices_changed(before: &Plan, after: &Plan) -> BTreeSet<String> {
+    let group = |p: &Plan| {
+        let mut m: BTreeMap<String, Vec<crate::plan::Notice>> = BTreeMap::new();
+        for n in &p.notices {
+            m.entry(n.environment.clone()).or_default().push(n.clone());
+        }
+        m
+    };
+    let (b, a) = (group(before), group(after));
+    b.keys()
+        .chain(a.keys())
+        .filter(|k| b.get(*k) != a.get(*k))
+        .cloned()
+        .collect()
 }
 
 /// Errors that stop a pass (platform errors do not: they go to status).
@@ -158,8 +175,8 @@ pub struct Reconciler {
     dns_reports: BTreeMap<String, crate::dns::DnsReport>,
     /// The last TLS probe of each hostname.
     probes: BTreeMap<String, Result<crate::certs::Probe, crate::certs::ProbeError>>,
-    /// Conditions' transition times, carried from pass to pass.
-    transitions: report::Transitions,
+    /// Each environment's status as last built (and its conditions' transition times).
+    built: std::sync::Mutex<report::Built>,
     /// What the status files hold, so unchanged ones are neither read nor rewritten.
     written: std::sync::Mutex<status::Written>,
     /// Environments suspended through the control API (kept in the store).
@@ -233,7 +250,7 @@ impl Reconciler {
             gate_notices: Vec::new(),
             dns_reports: BTreeMap::new(),
             probes: BTreeMap::new(),
-            transitions: Default::default(),
+            built: Default::default(),
             written: Default::default(),
         })
     }
@@ -517,9 +534,15 @@ impl Reconciler {
         self.adopt(&full)?;
         let writes = self.apply(&desired, &full).await?;
         self.store.flush()?;
+        // The status of the environments in this pass is built again, and of those whose
+        // notices changed (the health gate watches every deployment); the rest is as it was.
+        let mut touched: BTreeSet<String> = due.keys().cloned().collect();
+        touched.extend(notices_changed(&self.last_plan, &full));
         self.last_plan = full;
+        // The first pass builds everything (a status written by an earlier run is not reused).
+        let only = self.first_pass_done.then_some(&touched);
         self.first_pass_done = true;
-        let (index, envs) = self.write_status()?;
+        let (index, envs) = self.write_status_of(only)?;
         let report = PassReport {
             observed: to_observe.len(),
             writes,
@@ -569,19 +592,21 @@ impl Reconciler {
     }
 
     /// Builds status and writes it when a status directory is configured.
-    pub fn write_status(&self) -> Result<(Index, Vec<EnvStatus>), ReconcileError> {
-        let (index, mut envs) = report::build(self);
-        if self.transitions.is_empty()
-            && let Some(dir) = &self.opts.status_dir
-            && let Ok((_, mut before)) = status::read_all(dir)
-        {
-            // The status files of the last run hold when each condition last changed.
-            self.transitions.stamp(&mut before);
-        }
-        self.transitions.stamp(&mut envs);
+    pub fn write_status(&self) -> Result<(Index, Statuses), ReconcileError> {
+        self.write_status_of(None)
+    }
+
+    /// Like [`Self::write_status`], rebuilding only these environments' status (and any never
+    /// built); the others keep the status last built.
+    fn write_status_of(
+        &self,
+        only: Option<&BTreeSet<String>>,
+    ) -> Result<(Index, Statuses), ReconcileError> {
+        let (index, envs, rebuilt) = report::build(self, only);
         if let Some(dir) = &self.opts.status_dir {
             let mut written = self.written.lock().expect("written");
-            status::write_all(dir, &index, &envs, &mut written)?;
+            let fresh = |e: &str| rebuilt.contains(e);
+            status::write_all(dir, &index, &envs, &fresh, &mut written)?;
         }
         Ok((index, envs))
     }

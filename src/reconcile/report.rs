@@ -1,7 +1,8 @@
 //! From the loop's state to status: each resource's conditions, each environment's file and
 //! the index; and the summary of one pass.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -24,50 +25,49 @@ pub struct PassReport {
     /// Environment → (when to look again, and how).
     pub next: BTreeMap<String, (Duration, super::Look)>,
     /// The status this pass wrote.
-    pub status: Option<(Index, Vec<EnvStatus>)>,
+    pub status: Option<(Index, Statuses)>,
 }
 
-/// When each condition last changed status, so `lastTransitionTime` means what it means in
-/// Kubernetes (and a status file whose content did not change is not rewritten).
+/// Each environment's status as last built, so a pass rebuilds only the environments it
+/// touched; the conditions' transition times carry over from it, so `lastTransitionTime`
+/// means what it means in Kubernetes (and an unchanged status file is not rewritten).
 #[derive(Debug, Default)]
-pub(super) struct Transitions(std::sync::Mutex<BTreeMap<ConditionKey, (String, When)>>);
+pub(super) struct Built {
+    envs: BTreeMap<String, Arc<EnvStatus>>,
+    /// The status files of the last run, for their transition times only (None: not read yet).
+    seeds: Option<BTreeMap<String, EnvStatus>>,
+}
 
-/// A condition's scope (environment, or environment/kind/name) and type.
-type ConditionKey = (String, String);
-type When = chrono::DateTime<Utc>;
-
-impl Transitions {
-    pub(super) fn is_empty(&self) -> bool {
-        self.0.lock().expect("transitions").is_empty()
+/// Keeps each condition's earlier transition time while its status is unchanged.
+fn stamp(prev: &EnvStatus, next: &mut EnvStatus) {
+    let mut seen: BTreeMap<(&str, &str, &str), (&str, When)> = BTreeMap::new();
+    for c in &prev.conditions {
+        seen.insert(("", "", &c.kind), (&c.status, c.last_transition_time));
     }
-
-    /// Keeps each condition's earlier transition time while its status is unchanged.
-    pub(super) fn stamp(&self, envs: &mut [EnvStatus]) {
-        let mut seen = self.0.lock().expect("transitions");
-        let mut next = BTreeMap::new();
-        let mut fix = |scope: String, cs: &mut [Condition]| {
-            for c in cs {
-                let key = (scope.clone(), c.kind.clone());
-                if let Some((status, at)) = seen.remove(&key)
-                    && status == c.status
-                {
-                    c.last_transition_time = at;
-                }
-                next.insert(key, (c.status.clone(), c.last_transition_time));
-            }
-        };
-        for e in envs {
-            fix(e.environment.clone(), &mut e.conditions);
-            for r in &mut e.resources {
-                fix(
-                    format!("{}/{}/{}", e.environment, r.kind, r.name),
-                    &mut r.conditions,
-                );
+    for r in &prev.resources {
+        for c in &r.conditions {
+            seen.insert(
+                (&r.kind, &r.name, &c.kind),
+                (&c.status, c.last_transition_time),
+            );
+        }
+    }
+    let carry = |scope: (&str, &str), cs: &mut [Condition]| {
+        for c in cs {
+            if let Some((status, at)) = seen.get(&(scope.0, scope.1, c.kind.as_str()))
+                && *status == c.status
+            {
+                c.last_transition_time = *at;
             }
         }
-        *seen = next;
+    };
+    carry(("", ""), &mut next.conditions);
+    for r in &mut next.resources {
+        carry((&r.kind.clone(), &r.name.clone()), &mut r.conditions);
     }
 }
+
+type When = chrono::DateTime<Utc>;
 
 fn conditions(state: State, reason: &str, message: &str) -> Vec<Condition> {
     let now = Utc::now();
@@ -95,12 +95,72 @@ fn short(s: &str) -> &str {
     &s[..s.len().min(12)]
 }
 
-pub(super) fn build(r: &Reconciler) -> (Index, Vec<EnvStatus>) {
+/// Builds the status of the environments in `only` (all when None, and any never built) and
+/// the index over all; the others keep the status last built. Also returns the names rebuilt.
+pub(super) fn build(
+    r: &Reconciler,
+    only: Option<&BTreeSet<String>>,
+) -> (Index, Vec<Arc<EnvStatus>>, BTreeSet<String>) {
     let now = Utc::now();
     let mut envs = Vec::new();
+    let mut rebuilt = BTreeSet::new();
+    let mut built = r.built.lock().expect("built status");
+    if built.seeds.is_none() {
+        let seeds = r
+            .opts
+            .status_dir
+            .as_ref()
+            .and_then(|dir| read_all(dir).ok())
+            .map(|(_, envs)| envs.into_iter().map(|e| (e.environment.clone(), e)))
+            .into_iter()
+            .flatten()
+            .collect();
+        built.seeds = Some(seeds);
+    }
+    if let Some(desired) = r.desired.as_ref() {
+        for (name, env) in &desired.environments {
+            let keep = only.is_some_and(|o| !o.contains(name));
+            if keep && let Some(e) = built.envs.get(name) {
+                envs.push(e.clone());
+                continue;
+            }
+            let mut e = build_env(r, name, env);
+            let seed = built.seeds.as_mut().and_then(|s| s.remove(name));
+            if let Some(prev) = built.envs.get(name).map(|a| &**a).or(seed.as_ref()) {
+                stamp(prev, &mut e);
+            }
+            let e = Arc::new(e);
+            built.envs.insert(name.clone(), e.clone());
+            rebuilt.insert(name.clone());
+            envs.push(e);
+        }
+        built
+            .envs
+            .retain(|k, _| desired.environments.contains_key(k));
+    }
+    drop(built);
     let mut summary = Counts::default();
     let mut summaries = Vec::new();
-    let Some(desired) = r.desired.as_ref() else {
+    for e in &envs {
+        let mut counts = Counts::default();
+        for x in &e.resources {
+            counts.add(x.state);
+        }
+        if e.active {
+            summary.resources += counts.resources;
+            summary.ready += counts.ready;
+            summary.reconciling += counts.reconciling;
+            summary.stalled += counts.stalled;
+        }
+        summaries.push(EnvSummary {
+            name: e.environment.clone(),
+            platform: e.platform.clone(),
+            state: e.state,
+            counts,
+            file: env_file(&e.environment),
+        });
+    }
+    if r.desired.is_none() {
         let index = Index {
             schema_version: SCHEMA_VERSION,
             generated_at: now,
@@ -112,9 +172,20 @@ pub(super) fn build(r: &Reconciler) -> (Index, Vec<EnvStatus>) {
             events: Default::default(),
             alerts: None,
         };
-        return (index, envs);
-    };
-    for (name, env) in &desired.environments {
+        return (index, envs, rebuilt);
+    }
+    let index = index(r, summary, summaries, now);
+    (index, envs, rebuilt)
+}
+
+/// One environment's status: each resource's state and conditions, its notices and ledger.
+fn build_env(
+    r: &Reconciler,
+    name: &String,
+    env: &crate::manifest::Resource<crate::manifest::EnvironmentSpec>,
+) -> EnvStatus {
+    let desired = r.desired.as_ref().expect("built with a desired state");
+    {
         let suspension = r.suspension(name);
         let active = env.spec.active && suspension.is_none();
         let empty = ObservedEnv::default();
@@ -423,12 +494,6 @@ pub(super) fn build(r: &Reconciler) -> (Index, Vec<EnvStatus>) {
         for x in &resources {
             counts.add(x.state);
         }
-        if active {
-            summary.resources += counts.resources;
-            summary.ready += counts.ready;
-            summary.reconciling += counts.reconciling;
-            summary.stalled += counts.stalled;
-        }
         let (reason, message) = match (active, state) {
             (false, _) if !env.spec.active => (
                 "Suspended",
@@ -460,14 +525,7 @@ pub(super) fn build(r: &Reconciler) -> (Index, Vec<EnvStatus>) {
                     .unwrap_or_else(|| format!("{} resources Stalled", counts.stalled)),
             ),
         };
-        summaries.push(EnvSummary {
-            name: name.clone(),
-            platform: env.spec.platform.to_string(),
-            state,
-            counts,
-            file: env_file(name),
-        });
-        envs.push(EnvStatus {
+        EnvStatus {
             schema_version: SCHEMA_VERSION,
             environment: name.clone(),
             platform: env.spec.platform.to_string(),
@@ -489,9 +547,13 @@ pub(super) fn build(r: &Reconciler) -> (Index, Vec<EnvStatus>) {
                 })
                 .unwrap_or_default(),
             hold: r.hold(name).ok().flatten(),
-        });
+        }
     }
-    let index = Index {
+}
+
+/// The index over every environment's line.
+fn index(r: &Reconciler, summary: Counts, summaries: Vec<EnvSummary>, now: When) -> Index {
+    Index {
         schema_version: SCHEMA_VERSION,
         generated_at: now,
         manifests: r.manifests.clone(),
@@ -517,8 +579,7 @@ pub(super) fn build(r: &Reconciler) -> (Index, Vec<EnvStatus>) {
                 (p, s)
             })
             .collect(),
-    };
-    (index, envs)
+    }
 }
 
 fn resource(

@@ -51,7 +51,7 @@ const PAGE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src d
 pub struct Snapshot {
     /// `None` until the first status is built.
     pub index: Option<Index>,
-    pub envs: Vec<EnvStatus>,
+    pub envs: crate::status::Statuses,
     /// Platform name (`railway`, `vercel`, `supabase`) → its counters.
     pub api: BTreeMap<String, ApiCounters>,
     /// The first pass finished.
@@ -74,7 +74,10 @@ impl Default for Snapshot {
 impl Snapshot {
     /// The environment called `name`.
     pub fn env(&self, name: &str) -> Option<&EnvStatus> {
-        self.envs.iter().find(|e| e.environment == name)
+        self.envs
+            .iter()
+            .find(|e| e.environment == name)
+            .map(|e| &**e)
     }
 }
 

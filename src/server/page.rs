@@ -49,7 +49,7 @@ pub fn render(snap: &Snapshot, now: DateTime<Utc>) -> String {
             if snap.envs.is_empty() {
                 out.push_str(r#"<p class="waiting" id="no-environments">No environments in the manifests.</p>"#);
             }
-            let mut envs: Vec<&EnvStatus> = snap.envs.iter().collect();
+            let mut envs: Vec<&EnvStatus> = snap.envs.iter().map(|e| &**e).collect();
             envs.sort_by_key(|e| (type_rank(&e.env_type), &e.env_type, &e.environment));
             let mut group = None;
             for env in envs {
@@ -101,7 +101,12 @@ fn overall(snap: &Snapshot) -> (&'static str, String) {
     let Some(_) = &snap.index else {
         return ("Waiting", "waiting for the first pass".to_string());
     };
-    let active: Vec<&EnvStatus> = snap.envs.iter().filter(|e| e.active).collect();
+    let active: Vec<&EnvStatus> = snap
+        .envs
+        .iter()
+        .filter(|e| e.active)
+        .map(|e| &**e)
+        .collect();
     let count = |s: State| active.iter().filter(|e| e.state == s).count();
     let worst = active.iter().map(|e| e.state).max().unwrap_or(State::Ready);
     let n = active.len();

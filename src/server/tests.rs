@@ -175,7 +175,7 @@ fn snapshot() -> Snapshot {
     )];
     Snapshot {
         index: Some(index),
-        envs: vec![backend, quiet],
+        envs: vec![backend.into(), quiet.into()],
         api: api.into_iter().collect(),
         ready: true,
         started_at: now(),

@@ -302,19 +302,29 @@ pub fn env_file(name: &str) -> String {
 #[derive(Debug, Default)]
 pub struct Written(std::collections::BTreeMap<String, [u8; 32]>);
 
+/// Every environment's status, shared: a pass rebuilds the few it touched and keeps the rest.
+pub type Statuses = Vec<std::sync::Arc<EnvStatus>>;
+
 /// Writes every environment's file and the index; removes files of environments that are gone.
 /// An unchanged file is left alone: a pass touches few environments, and each write is synced
 /// to disk. A file not yet known to `written` is read once, so a restart rewrites nothing
-/// either.
+/// either. Environments `rebuilt` says were not rebuilt are not even serialized.
 pub fn write_all(
     dir: &Path,
     index: &Index,
-    envs: &[EnvStatus],
+    envs: &[std::sync::Arc<EnvStatus>],
+    rebuilt: &dyn Fn(&str) -> bool,
     written: &mut Written,
 ) -> Result<(), StatusError> {
     use sha2::{Digest, Sha256};
     let mut files = std::collections::BTreeMap::new();
     for e in envs {
+        if !rebuilt(&e.environment)
+            && let Some(d) = written.0.get(&env_file(&e.environment))
+        {
+            files.insert(env_file(&e.environment), *d);
+            continue;
+        }
         let bytes = serde_json::to_vec_pretty(e).expect("status serializes");
         let digest: [u8; 32] = Sha256::digest(&bytes).into();
         let name = env_file(&e.environment);
