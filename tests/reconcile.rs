@@ -443,7 +443,26 @@ async fn a_new_fingerprint_key_observes_afresh_instead_of_rewriting_everything()
 async fn a_pass_rebuilds_only_its_environments_status() {
     let mut w = World::new(SimConfig::default()).await;
     w.converge().await;
+    // A suspended environment: its plan says so in a notice.
+    w.edit(
+        "admin/environments.yaml",
+        "  app: admin\n  type: production\n",
+        "  app: admin\n  type: production\n  active: false\n",
+    );
+    w.rec.pass(&w.all(false)).await.unwrap();
     let (_, before) = w.rec.write_status().unwrap();
+    let others = |p: &tether::plan::Plan| -> Vec<tether::plan::Notice> {
+        p.notices
+            .iter()
+            .filter(|n| n.environment != "prod-backend")
+            .cloned()
+            .collect()
+    };
+    let notices_before = others(w.rec.last_plan());
+    assert!(
+        !notices_before.is_empty(),
+        "vocilia's plan has notices beyond prod-backend"
+    );
     w.edit(
         "backend/variables.yaml",
         "LOG_LEVEL: info",
@@ -453,6 +472,11 @@ async fn a_pass_rebuilds_only_its_environments_status() {
     let r = w.rec.pass(&due).await.unwrap();
     assert!(r.writes > 0, "the variable is written");
     let (_, after) = r.status.expect("status");
+    assert_eq!(
+        others(w.rec.last_plan()),
+        notices_before,
+        "the other environments keep their notices"
+    );
     assert_eq!(after.len(), before.len());
     for (b, a) in before.iter().zip(&after) {
         let rebuilt = !std::sync::Arc::ptr_eq(b, a);

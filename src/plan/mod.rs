@@ -39,9 +39,23 @@ impl Default for PlanOptions {
 
 /// Plans the changes that converge `observed` to `desired`.
 pub fn plan(desired: &DesiredState, observed: &ObservedState, opts: &PlanOptions) -> Plan {
+    plan_envs(desired, observed, opts, None)
+}
+
+/// Like [`plan`], for the environments in `only` alone (None: every one); environments no
+/// manifest names any more are always reported.
+pub fn plan_envs(
+    desired: &DesiredState,
+    observed: &ObservedState,
+    opts: &PlanOptions,
+    only: Option<&std::collections::BTreeSet<String>>,
+) -> Plan {
     let empty = ObservedEnv::default();
     let mut plan = Plan::default();
     for (name, env) in &desired.environments {
+        if only.is_some_and(|o| !o.contains(name)) {
+            continue;
+        }
         let obs = observed.environments.get(name).unwrap_or(&empty);
         if !env.spec.active {
             plan.notices.push(notice(

@@ -457,6 +457,44 @@ fn deploys_follow_the_pinned_commit_and_respect_failures_and_holds() {
     assert!(!plan(&d, &obs, &PlanOptions::default()).has_changes());
 }
 
+/// Planning some environments gives exactly their part of the full plan (an edit plans its
+/// environment alone); environments no manifest names any more are reported either way.
+#[test]
+fn planning_some_environments_gives_their_part_of_the_full_plan() {
+    let mut obs = ObservedState::default();
+    obs.environments.insert(
+        "old-env".into(),
+        ObservedEnv {
+            knowledge: Knowledge::Complete,
+            ..Default::default()
+        },
+    );
+    obs.inventory
+        .insert(ObjectKey::new("old-env", ObjectKind::Variable, "Z"));
+    let d = desired("");
+    let full = plan(&d, &obs, &PlanOptions::default());
+    for env in ["prod-api", "prod-web"] {
+        let only = std::collections::BTreeSet::from([env.to_string()]);
+        let part = plan_envs(&d, &obs, &PlanOptions::default(), Some(&only));
+        let expected: Vec<String> = writes(&full)
+            .into_iter()
+            .filter(|w| w.split(' ').nth(1).unwrap().starts_with(&format!("{env}/")))
+            .collect();
+        assert!(!expected.is_empty());
+        assert_eq!(writes(&part), expected, "{env}");
+        let envs: std::collections::BTreeSet<&str> = part
+            .notices
+            .iter()
+            .map(|n| n.environment.as_str())
+            .collect();
+        assert!(envs.contains("old-env"), "{envs:?}");
+        assert!(
+            envs.iter().all(|e| *e == env || *e == "old-env"),
+            "{envs:?}"
+        );
+    }
+}
+
 #[test]
 fn orphaned_environments_are_left_alone() {
     let mut obs = converged();

@@ -175,6 +175,8 @@ pub struct Reconciler {
     dns_reports: BTreeMap<String, crate::dns::DnsReport>,
     /// The last TLS probe of each hostname.
     probes: BTreeMap<String, Result<crate::certs::Probe, crate::certs::ProbeError>>,
+    /// Each environment's notices and placeholders from the last pass that planned it.
+    planned: BTreeMap<String, (Vec<crate::plan::Notice>, Vec<String>)>,
     /// Each environment's status as last built (and its conditions' transition times).
     built: std::sync::Mutex<report::Built>,
     /// What the status files hold, so unchanged ones are neither read nor rewritten.
@@ -251,6 +253,7 @@ impl Reconciler {
             dns_reports: BTreeMap::new(),
             probes: BTreeMap::new(),
             built: Default::default(),
+            planned: BTreeMap::new(),
             written: Default::default(),
         })
     }
@@ -527,10 +530,33 @@ impl Reconciler {
             now: Some(now),
             redeploy_quiet: self.opts.redeploy_quiet,
         };
-        let mut full = plan::plan(&self.effective(&desired), &self.observed, &opts);
+        // Only the due environments are planned; the others keep what their last plan said.
+        let only: BTreeSet<String> = due.keys().cloned().collect();
+        let mut full = plan::plan_envs(
+            &self.effective(&desired),
+            &self.observed,
+            &opts,
+            Some(&only),
+        );
+        self.planned
+            .retain(|k, _| desired.environments.contains_key(k) && !due.contains_key(k));
+        for n in std::mem::take(&mut full.notices) {
+            self.planned
+                .entry(n.environment.clone())
+                .or_default()
+                .0
+                .push(n);
+        }
+        for p in std::mem::take(&mut full.placeholders) {
+            let env = p.split_once('/').map(|(e, _)| e).unwrap_or_default();
+            self.planned.entry(env.to_string()).or_default().1.push(p);
+        }
+        for (notices, placeholders) in self.planned.values() {
+            full.notices.extend(notices.iter().cloned());
+            full.placeholders.extend(placeholders.iter().cloned());
+        }
         full.notices.extend(self.gate_notices.iter().cloned());
-        full.changes
-            .retain(|c| due.contains_key(&c.key.environment));
+        full.notices.sort();
         self.adopt(&full)?;
         let writes = self.apply(&desired, &full).await?;
         self.store.flush()?;
