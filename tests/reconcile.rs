@@ -531,3 +531,80 @@ async fn a_pass_rebuilds_only_its_environments_status() {
         );
     }
 }
+
+/// An edit goes first: while an edit waits, a pass does not wait for its observations (they
+/// finish in the background and a later pass plans them), and an environment is never planned
+/// while its observation runs, so nothing is written twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_does_not_wait_behind_observations() {
+    use std::collections::BTreeMap;
+    let mut w = World::new(SimConfig::default()).await;
+    w.converge().await;
+    w.sim.set_latency(Duration::from_millis(300));
+    let (edits, rx) = tokio::sync::watch::channel(true);
+    w.rec.set_interrupt(rx);
+    let mut due = w.all(true);
+    due.remove("prod-backend");
+    let observing = due.len();
+    let r = w.rec.pass(&due).await.unwrap();
+    assert_eq!(
+        (r.observed, r.writes),
+        (0, 0),
+        "the pass left its observations running"
+    );
+
+    // An environment not being observed: its edit is written at once.
+    w.sim.clear_requests();
+    w.edit(
+        "backend/variables.yaml",
+        "LOG_LEVEL: info",
+        "LOG_LEVEL: warn",
+    );
+    let one = |env: &str| BTreeMap::from([(env.to_string(), false)]);
+    let r = w.rec.pass(&one("prod-backend")).await.unwrap();
+    assert!(r.writes > 0, "the edit is written");
+    // One being observed: planned once its observation is in, not from the cache before.
+    w.edit(
+        "customer/variables.yaml",
+        "demo-anon-key-prod",
+        "demo-anon-key-prod-2",
+    );
+    let r = w.rec.pass(&one("prod-customer")).await.unwrap();
+    assert_eq!(r.writes, 0, "not planned while it is being observed");
+    assert!(!w.rec.has_unplanned());
+
+    edits.send_replace(false);
+    for _ in 0..observing {
+        tokio::time::timeout(Duration::from_secs(30), w.rec.observation_finished())
+            .await
+            .expect("each observation finishes")
+            .unwrap();
+    }
+    assert!(w.rec.has_unplanned());
+    w.sim.clear_requests();
+    let r = w.rec.pass(&BTreeMap::new()).await.unwrap();
+    assert_eq!(r.observed, observing, "every observation is planned");
+    assert!(!w.rec.has_unplanned());
+    // The customer's variable, upserted once, and its redeploy: nothing else.
+    let writes = w.writes();
+    assert_eq!(writes.len(), 2, "{writes:?}");
+    assert!(writes[0].starts_with("POST /v10/projects/") && writes[1] == "POST /v13/deployments");
+    let upsert = w
+        .sim
+        .requests()
+        .into_iter()
+        .find(|x| x.method == "POST" && x.path.ends_with("/env"))
+        .unwrap();
+    assert!(
+        upsert
+            .body
+            .unwrap()
+            .to_string()
+            .contains("NEXT_PUBLIC_SUPABASE_ANON_KEY"),
+        "the edited variable"
+    );
+    // Converged: a fresh look at everything writes nothing more.
+    w.sim.set_latency(Duration::ZERO);
+    let r = w.rec.pass(&w.all(true)).await.unwrap();
+    assert_eq!(r.writes, 0, "nothing written twice");
+}

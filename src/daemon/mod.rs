@@ -144,6 +144,12 @@ pub async fn run(
     }
     let mut rec = Reconciler::new(store.clone(), providers.clone(), fp, opts)?;
     rec.set_desired(first);
+    // A saved manifest interrupts a pass waiting on observations (they finish in the
+    // background), so the edit is planned first. `--once` waits for everything.
+    let (edits_waiting, edits_rx) = tokio::sync::watch::channel(false);
+    if !cfg.once {
+        rec.set_interrupt(edits_rx);
+    }
     let mut servable = std::collections::BTreeSet::new();
     if let Some(d) = rec.desired().filter(|_| cfg.monitors) {
         watchdog.apply(d, &servable);
@@ -229,6 +235,7 @@ pub async fn run(
     let mut pending: Option<Result<DesiredState, Diagnostics>> = None;
     loop {
         if let Some(loaded) = pending.take() {
+            edits_waiting.send_replace(false);
             match &loaded {
                 Ok(d) => tracing::info!(revision = %d.revision, "manifests changed"),
                 Err(e) => tracing::warn!(errors = e.len(), "manifests changed and are invalid"),
@@ -296,7 +303,7 @@ pub async fn run(
         if cfg.once && Instant::now() >= deadline {
             return once_timed_out(&mut rec, &store, &mut watchdog, Vec::new());
         }
-        if !due.is_empty() {
+        if !due.is_empty() || rec.has_unplanned() {
             let outcome: Result<PassReport, Vec<String>> = {
                 let pass = rec.pass_with(&due);
                 tokio::pin!(pass);
@@ -322,6 +329,9 @@ pub async fn run(
                         Some(()) = changes.recv() => {
                             pending = read_change(&mut changes, watch.as_mut(), &mut loader)
                                 .or(pending);
+                            if pending.is_some() {
+                                edits_waiting.send_replace(true);
+                            }
                             continue;
                         }
                     _ = &mut shutdown => {
@@ -425,6 +435,8 @@ pub async fn run(
             Some(req) = inbox.recv() => {
                 control.handle(req, &mut rec, &mut schedule, backup_orders.as_ref())?;
             }
+            // An observation an edit left running finished: planned by the next pass.
+            r = rec.observation_finished() => r?,
             Some((monitor, result)) = watchdog.next() => {
                 if let Some(env) = watchdog.environment_of(&monitor) {
                     server.record_check(&monitor, &env, result.latency);

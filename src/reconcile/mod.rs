@@ -6,6 +6,7 @@ mod apply;
 mod domains;
 pub mod journal;
 pub mod ledger;
+mod observe;
 mod record;
 mod report;
 mod schedule;
@@ -19,9 +20,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::manifest::{DesiredState, Diagnostics};
-use crate::observed::{DeployStatus, Knowledge, ObjectKey, ObjectKind, ObservedState};
+use crate::observed::{DeployStatus, Knowledge, ObjectKey, ObservedState};
 use crate::plan::{self, Plan, PlanOptions};
-use crate::provider::{LastWrite, ObserveCtx, ProviderError, Providers};
+use crate::provider::{LastWrite, ProviderError, Providers};
 use crate::secret::Fingerprinter;
 use crate::status::{self, Drift, Index, ManifestsStatus, StatusError, Statuses};
 use crate::store::{Store, StoreError, trees};
@@ -175,6 +176,8 @@ pub struct Reconciler {
     dns_reports: BTreeMap<String, crate::dns::DnsReport>,
     /// The last TLS probe of each hostname.
     probes: BTreeMap<String, Result<crate::certs::Probe, crate::certs::ProbeError>>,
+    /// Observations in flight, possibly left running by an interrupted pass.
+    observing: observe::InFlight,
     /// Each environment's notices and placeholders from the last pass that planned it.
     planned: BTreeMap<String, (Vec<crate::plan::Notice>, Vec<String>)>,
     /// Each environment's status as last built (and its conditions' transition times).
@@ -254,6 +257,7 @@ impl Reconciler {
             probes: BTreeMap::new(),
             built: Default::default(),
             planned: BTreeMap::new(),
+            observing: Default::default(),
             written: Default::default(),
         })
     }
@@ -327,100 +331,6 @@ impl Reconciler {
             })
             .map(|(e, _)| e.clone())
             .collect())
-    }
-
-    /// Observes the given environments concurrently (bounded per platform).
-    async fn observe(
-        &mut self,
-        desired: &Arc<DesiredState>,
-        envs: &BTreeSet<String>,
-    ) -> Result<(), ReconcileError> {
-        let mut set = tokio::task::JoinSet::new();
-        let sems: BTreeMap<_, _> = self
-            .providers
-            .0
-            .keys()
-            .map(|p| {
-                (
-                    *p,
-                    Arc::new(tokio::sync::Semaphore::new(
-                        self.opts.per_platform_concurrency,
-                    )),
-                )
-            })
-            .collect();
-        for name in envs {
-            let Some(env) = desired.environments.get(name).cloned() else {
-                continue;
-            };
-            let platform = env.spec.platform;
-            let Some(provider) = self.providers.get(platform).cloned() else {
-                self.observe_errors.insert(
-                    name.clone(),
-                    ProviderError::MissingToken {
-                        platform,
-                        var: crate::provider::defaults(platform).1,
-                    },
-                );
-                continue;
-            };
-            let sem = sems[&platform].clone();
-            let fp = self.fp.clone();
-            let lw = self.last_writes.get(name).cloned().unwrap_or_default();
-            let branch = desired.deployment_of(name).map(|d| d.spec.branch.clone());
-            let wanted: Vec<String> = self
-                .observed
-                .inventory
-                .iter()
-                .filter(|k| &k.environment == name && k.kind == ObjectKind::Variable)
-                .map(|k| k.name.clone())
-                .collect();
-            set.spawn(async move {
-                let _permit = sem.acquire_owned().await.expect("semaphore");
-                let span = tracing::info_span!("observe", environment = %env.meta.name, platform = %platform);
-                let ctx = ObserveCtx { fingerprinter: &fp, last_writes: &lw, branch: branch.as_deref(), wanted: &wanted };
-                let r = tracing::Instrument::instrument(provider.observe(&env, ctx), span).await;
-                (env.meta.name.clone(), r)
-            });
-        }
-        while let Some(joined) = set.join_next().await {
-            let Ok((name, result)) = joined else { continue };
-            match result {
-                Ok(mut fresh) => {
-                    self.observe_errors.remove(&name);
-                    let old = self
-                        .observed
-                        .environments
-                        .get(&name)
-                        .cloned()
-                        .unwrap_or_default();
-                    fresh.held_commits = old.held_commits.clone();
-                    self.detect_drift(&name, desired, &old, &fresh)?;
-                    // Variables written before the newest deployment started are in it.
-                    fresh.redeploy_needed_since = old
-                        .redeploy_needed_since
-                        .filter(|since| !fresh.deployments.iter().any(|d| d.created_at >= *since));
-                    self.ledger_sync(&name, &fresh)?;
-                    self.keep_baselines(&name, &fresh)?;
-                    self.store.put_observed_env(&name, &fresh)?;
-                    self.observed.environments.insert(name.clone(), fresh);
-                    for intent in journal::pending(&self.store)?
-                        .into_iter()
-                        .filter(|i| i.key.environment == name)
-                    {
-                        tracing::info!(key = %intent.key, action = %intent.action, "resolving an intent left by a crash by looking the object up");
-                        journal::finish(&self.store, &intent)?;
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(environment = %name, error = %e, "observe failed");
-                    let entry = self.observed.environments.entry(name.clone()).or_default();
-                    entry.knowledge = Knowledge::Partial(e.to_string());
-                    self.observe_errors.insert(name, e);
-                }
-            }
-        }
-        Ok(())
     }
 
     /// One pass over the due environments (`true`: observe afresh; `false`: the cache will do).
@@ -514,13 +424,22 @@ impl Reconciler {
         let to_observe = self.needs_observe(due)?;
         let observed_before: u64 = self.api_calls();
         self.observe(&desired, &to_observe).await?;
+        // Observations that finished since the last pass (left running by an interrupted one)
+        // are planned now too; an environment whose observation still runs is not planned.
+        let fresh = self.observing.take_unplanned();
+        let mut due = due.clone();
+        for env in &fresh {
+            due.entry(env.clone()).or_insert(Look::Cache);
+        }
+        due.retain(|env, _| !self.observing.is_running(env));
+        let due = &due;
         let to_follow: BTreeSet<String> = due
             .iter()
             .filter(|(k, l)| **l == Look::Follow && !to_observe.contains(*k))
             .map(|(k, _)| k.clone())
             .collect();
         self.follow(&desired, &to_follow).await?;
-        self.check_domains(&desired, &to_observe).await?;
+        self.check_domains(&desired, &fresh).await?;
         let now = Utc::now();
         self.before_plan(&desired, now)?;
         self.mark_issue_due(&desired, now)?;
@@ -570,7 +489,7 @@ impl Reconciler {
         self.first_pass_done = true;
         let (index, envs) = self.write_status_of(only)?;
         let report = PassReport {
-            observed: to_observe.len(),
+            observed: fresh.len(),
             writes,
             api_calls: self.api_calls() - observed_before,
             duration: started.elapsed(),
