@@ -240,6 +240,7 @@ pub async fn run(
                 Ok(d) => tracing::info!(revision = %d.revision, "manifests changed"),
                 Err(e) => tracing::warn!(errors = e.len(), "manifests changed and are invalid"),
             }
+            let started = std::time::Instant::now();
             let before = rec.desired().cloned();
             rec.set_desired(loaded);
             if let Some(d) = rec.desired().filter(|_| cfg.monitors) {
@@ -253,6 +254,11 @@ pub async fn run(
                 schedule.retain(|k, _| d.environments.contains_key(k));
                 replan = d.changed_environments(before.as_deref());
             }
+            tracing::debug!(
+                changed = replan.len(),
+                "new manifests in force in {:?}",
+                started.elapsed()
+            );
             if replan.is_empty() {
                 // Nothing to converge (invalid manifests, or back to the last good
                 // ones): the status still says what the manifests are now.
@@ -477,7 +483,15 @@ fn read_change(
     if let Some(w) = watch {
         w.refresh();
     }
-    loader.reload()
+    let started = std::time::Instant::now();
+    let loaded = loader.reload();
+    tracing::debug!(
+        read = loader.last_refresh().read,
+        parsed = loader.last_refresh().parsed,
+        "manifests read again in {:?}",
+        started.elapsed()
+    );
+    loaded
 }
 
 async fn shutdown_signal() {

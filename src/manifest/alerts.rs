@@ -225,7 +225,7 @@ pub fn secret_key(alert: &str, receiver: usize, field: &str) -> String {
 /// Collects the `Alert` documents, decrypting their receivers' secrets; a plain string in a
 /// field meant for a secret is a warning (the webhook's URL may be plain).
 pub(super) fn collect(
-    docs: &[Doc],
+    docs: &[&Doc],
     st: &mut DesiredState,
     secrets: &SecretContext,
     rules: &Rules,

@@ -137,11 +137,11 @@ impl FileCache {
     }
 
     /// Every document and every parse error, in file order.
-    pub fn documents(&self) -> (Vec<Doc>, Vec<Diagnostic>) {
+    pub fn documents(&self) -> (Vec<&Doc>, Vec<Diagnostic>) {
         let mut docs = Vec::new();
         let mut errors = Vec::new();
         for k in self.files.values() {
-            docs.extend(k.docs.iter().cloned());
+            docs.extend(k.docs.iter());
             errors.extend(k.errors.iter().cloned());
         }
         (docs, errors)

@@ -161,33 +161,48 @@ impl DesiredState {
         let Some(old) = old.filter(|o| o.requirements == self.requirements) else {
             return self.environments.keys().cloned().collect();
         };
+        let (before, now) = (old.by_environment(), self.by_environment());
         self.environments
             .keys()
-            .filter(|env| !self.same_environment(old, env))
+            .filter(|env| {
+                old.environments.get(*env) != self.environments.get(*env)
+                    || old.variables.get(*env) != self.variables.get(*env)
+                    || before.get(env.as_str()) != now.get(env.as_str())
+            })
             .cloned()
             .collect()
     }
 
-    fn same_environment(&self, old: &DesiredState, env: &str) -> bool {
-        let policies = |d: &DesiredState| -> Vec<_> {
-            d.backup_policies
-                .values()
-                .filter(|p| p.spec.environment == env)
-                .cloned()
-                .collect()
-        };
-        let domains = |d: &DesiredState| -> Vec<_> {
-            d.domains_of(env)
-                .map(|dom| (dom.clone(), d.certificate_for(&dom.spec.name).cloned()))
-                .collect()
-        };
-        let monitors = |d: &DesiredState| -> Vec<_> { d.monitors_of(env).cloned().collect() };
-        old.environments.get(env) == self.environments.get(env)
-            && old.variables.get(env) == self.variables.get(env)
-            && old.deployment_of(env) == self.deployment_of(env)
-            && domains(old) == domains(self)
-            && monitors(old) == monitors(self)
-            && policies(old) == policies(self)
+    /// Each environment's deployment, domains (with their certificates), monitors and backup
+    /// policies, grouped in one walk over each kind.
+    fn by_environment(&self) -> BTreeMap<&str, EnvParts<'_>> {
+        let mut m: BTreeMap<&str, EnvParts<'_>> = BTreeMap::new();
+        let certs: BTreeMap<&str, &Resource<CertificateSpec>> = self
+            .certificates
+            .values()
+            .rev()
+            .map(|c| (c.spec.domain.as_str(), c))
+            .collect();
+        for d in self.deployments.values() {
+            m.entry(&d.spec.environment)
+                .or_default()
+                .deployment
+                .get_or_insert(d);
+        }
+        for d in self.domains.values() {
+            let cert = certs.get(d.spec.name.as_str()).copied();
+            m.entry(&d.spec.environment)
+                .or_default()
+                .domains
+                .push((d, cert));
+        }
+        for x in self.monitors.values() {
+            m.entry(&x.spec.environment).or_default().monitors.push(x);
+        }
+        for p in self.backup_policies.values() {
+            m.entry(&p.spec.environment).or_default().policies.push(p);
+        }
+        m
     }
 
     /// Number of resources tether converges or watches.
@@ -200,4 +215,16 @@ impl DesiredState {
             + self.monitors.len()
             + self.backup_policies.len()
     }
+}
+
+/// What of one environment's desired state lives outside its own manifest and variables.
+#[derive(Default, PartialEq)]
+struct EnvParts<'a> {
+    deployment: Option<&'a Resource<DeploymentSpec>>,
+    domains: Vec<(
+        &'a Resource<DomainSpec>,
+        Option<&'a Resource<CertificateSpec>>,
+    )>,
+    monitors: Vec<&'a Resource<MonitorSpec>>,
+    policies: Vec<&'a Resource<BackupPolicySpec>>,
 }

@@ -44,7 +44,7 @@ pub fn load_files(
         load::parse_file(f, &mut docs, &mut errors);
     }
     let revision = || load::revision(dir, files);
-    build(dir, docs, errors, secrets, revision)
+    build(dir, docs.iter().collect(), errors, secrets, revision)
 }
 
 /// Like [`load`], from the files as last read: only files that changed since are read and
@@ -65,7 +65,7 @@ pub fn load_cached(
 /// The rules across documents, over parsed documents and the parse errors found.
 fn build(
     dir: &Path,
-    docs: Vec<load::Doc>,
+    docs: Vec<&load::Doc>,
     mut errors: Vec<Diagnostic>,
     secrets: &SecretContext,
     revision: impl FnOnce() -> Revision,
@@ -74,7 +74,7 @@ fn build(
         errors.extend(e);
         recipients::Rules::default()
     });
-    let built = validate::build(docs, secrets, &rules);
+    let built = validate::build(&docs, secrets, &rules);
     match built {
         Ok(mut state) if errors.is_empty() => {
             state.revision = revision();

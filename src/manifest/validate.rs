@@ -18,19 +18,19 @@ const SUPABASE_VALUE_LIMIT: usize = 24_576;
 
 /// Applies the cross-document rules and builds the desired state, or returns every problem.
 pub fn build(
-    docs: Vec<Doc>,
+    docs: &[&Doc],
     secrets: &SecretContext,
     rules: &Rules,
 ) -> Result<DesiredState, Vec<Diagnostic>> {
     let mut errs = Vec::new();
     let mut summary = SecretSummary::default();
     let keys = Keys { secrets, rules };
-    for d in &docs {
+    for &d in docs {
         super::check::document(d, &mut errs);
     }
     // No kind+name twice.
     let mut seen: BTreeMap<(Kind, String), &Doc> = BTreeMap::new();
-    for d in &docs {
+    for &d in docs {
         let key = (d.parsed.kind(), d.parsed.meta().name.clone());
         if let Some(first) = seen.get(&key) {
             errs.push(d.error(
@@ -46,7 +46,7 @@ pub fn build(
     }
 
     let mut st = DesiredState::default();
-    for d in &docs {
+    for &d in docs {
         if let Parsed::Environment(r) = &d.parsed {
             st.environments
                 .entry(r.meta.name.clone())
@@ -74,13 +74,13 @@ pub fn build(
             found
         };
 
-    let (vars, var_docs) = collect_variables(&docs, &st, &keys, &mut summary, &env_ref, &mut errs);
+    let (vars, var_docs) = collect_variables(docs, &st, &keys, &mut summary, &env_ref, &mut errs);
     st.variables = vars;
-    requirements(&docs, &st, &var_docs, &mut errs);
+    requirements(docs, &st, &var_docs, &mut errs);
 
     // Domains: references resolve, one environment per hostname.
     let mut hostnames: BTreeMap<String, &Doc> = BTreeMap::new();
-    for d in &docs {
+    for &d in docs {
         let Parsed::Domain(r) = &d.parsed else {
             continue;
         };
@@ -106,7 +106,7 @@ pub fn build(
         st.domains.insert(r.meta.name.clone(), r.clone());
     }
     let mut certified: BTreeMap<String, &Doc> = BTreeMap::new();
-    for d in &docs {
+    for &d in docs {
         let Parsed::Certificate(r) = &d.parsed else {
             continue;
         };
@@ -127,14 +127,14 @@ pub fn build(
         }
         st.certificates.insert(r.meta.name.clone(), r.clone());
     }
-    for d in &docs {
+    for &d in docs {
         if let Parsed::Monitor(r) = &d.parsed {
             env_ref(d, &r.spec.environment, &mut errs);
             st.monitors.insert(r.meta.name.clone(), r.clone());
         }
     }
     let mut deployed: BTreeMap<String, &Doc> = BTreeMap::new();
-    for d in &docs {
+    for &d in docs {
         let Parsed::Deployment(r) = &d.parsed else {
             continue;
         };
@@ -185,7 +185,7 @@ pub fn build(
         }
         st.deployments.insert(r.meta.name.clone(), r.clone());
     }
-    for d in &docs {
+    for &d in docs {
         let Parsed::BackupPolicy(r) = &d.parsed else {
             continue;
         };
@@ -243,8 +243,8 @@ pub fn build(
         }
         st.backup_policies.insert(r.meta.name.clone(), r.clone());
     }
-    super::alerts::collect(&docs, &mut st, secrets, rules, &mut summary, &mut errs);
-    for d in &docs {
+    super::alerts::collect(docs, &mut st, secrets, rules, &mut summary, &mut errs);
+    for &d in docs {
         if let Parsed::Requirements(r) = &d.parsed {
             st.requirements.insert(r.meta.name.clone(), r.clone());
         }
@@ -289,7 +289,7 @@ struct Keys<'a> {
 }
 
 fn collect_variables<'d>(
-    docs: &'d [Doc],
+    docs: &[&'d Doc],
     st: &DesiredState,
     keys: &Keys,
     summary: &mut SecretSummary,
@@ -420,7 +420,7 @@ fn collect_entries<'d>(
     }
 }
 
-fn requirements(docs: &[Doc], st: &DesiredState, vars: &VarIndex, errs: &mut Vec<Diagnostic>) {
+fn requirements(docs: &[&Doc], st: &DesiredState, vars: &VarIndex, errs: &mut Vec<Diagnostic>) {
     for d in docs {
         let Parsed::Requirements(r) = &d.parsed else {
             continue;

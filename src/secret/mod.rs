@@ -104,7 +104,9 @@ impl fmt::Display for Fingerprint {
 /// Computes fingerprints with a key that never leaves memory.
 #[derive(Clone)]
 pub struct Fingerprinter {
-    key: Zeroizing<[u8; 32]>,
+    /// The HMAC state after the key, cloned for each fingerprint (its key schedule is done once;
+    /// the key itself is zeroized once this is made).
+    keyed: Hmac<Sha256>,
 }
 
 impl fmt::Debug for Fingerprinter {
@@ -120,14 +122,15 @@ impl Fingerprinter {
         mac.update(b"tether/fingerprint/v1");
         let mut key = Zeroizing::new([0u8; 32]);
         key.copy_from_slice(&mac.finalize().into_bytes());
-        Fingerprinter { key }
+        let keyed = <Hmac<Sha256> as Mac>::new_from_slice(&*key).expect("32-byte key");
+        Fingerprinter { keyed }
     }
 
     fn mac(&self, domain: &[u8], data: &[u8]) -> Fingerprint {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&*self.key).expect("32-byte key");
+        let mut mac = self.keyed.clone();
         mac.update(domain);
         mac.update(data);
-        Fingerprint(hex::encode(mac.finalize().into_bytes()))
+        Fingerprint(lower_hex(&mac.finalize().into_bytes()))
     }
 
     /// A short id of the key (not the key): tells whether cached fingerprints were made with it.
@@ -148,11 +151,20 @@ impl Fingerprinter {
 
     /// Both fingerprints of a desired value: of the value, and of its SHA-256 digest.
     pub fn both(&self, value: &str) -> (Fingerprint, Fingerprint) {
+        let digest = lower_hex(&Sha256::digest(value.as_bytes()));
         (
             self.of_value(value),
-            self.of_sha256_hex(&hex::encode(Sha256::digest(value.as_bytes()))),
+            self.mac(b"sha256:", digest.as_bytes()),
         )
     }
+}
+
+/// Lower-case hex of 32 bytes, without a character at a time.
+fn lower_hex(bytes: &[u8]) -> String {
+    let mut out = [0u8; 64];
+    let n = bytes.len().min(32) * 2;
+    hex::encode_to_slice(&bytes[..n / 2], &mut out[..n]).expect("twice the length");
+    String::from_utf8(out[..n].to_vec()).expect("hex is ASCII")
 }
 
 pub(crate) fn describe(e: &age::DecryptError) -> String {

@@ -43,6 +43,17 @@ struct Args {
     /// Internal: run one size in this process and print JSON.
     #[arg(long, hide = true)]
     child: Option<usize>,
+    /// Internal: restart the daemon on the state in `--dir` against the simulator at `--sim`,
+    /// time the edits, and print JSON.
+    #[arg(long, hide = true)]
+    restart_child: Option<usize>,
+    #[arg(long, hide = true)]
+    dir: Option<std::path::PathBuf>,
+    #[arg(long, hide = true)]
+    sim: Option<std::net::SocketAddr>,
+    /// Only time reading the manifests again after one file changed, this many times.
+    #[arg(long, hide = true)]
+    reloads: Option<usize>,
 }
 
 const PER_ENV: usize = 20;
@@ -319,13 +330,7 @@ async fn run_one(args: &Args, n: usize) -> Report {
     let sim = RemoteSim::start(&exe, &manifests, latency);
     let tokens = tether::simulate::SimTokens::default();
     let providers = simulated_providers_at(sim.addr, &tokens, &rates(), Policy::REQUEST);
-    let opts = Options {
-        per_platform_concurrency: args.concurrency,
-        follow: Duration::from_millis(250),
-        redeploy_quiet: Duration::ZERO,
-        status_dir: Some(tmp.path().join("status")),
-        ..Options::default()
-    };
+    let opts = options(args, tmp.path());
     let mut rec =
         Reconciler::new(store.clone(), providers.clone(), fp.clone(), opts.clone()).unwrap();
     rec.set_desired(Ok(desired.clone()));
@@ -387,11 +392,115 @@ async fn run_one(args: &Args, n: usize) -> Report {
     drop(r);
     stages.mark("the resync");
 
+    eprintln!(
+        "tether-bench: {n}: cold {:.1} s, ready {:.1} s",
+        writes_done.as_secs_f64(),
+        ready.as_secs_f64(),
+    );
+    // Restart with a warm cache, then edits, through the daemon itself, in a process of its
+    // own as a restarted daemon is (so its memory is its own, not the cold run's leftovers).
+    let cold_peak = peak_rss_mib();
+    drop(providers);
+    drop(store);
+    let out = std::process::Command::new(&exe)
+        .args([
+            "--restart-child",
+            &n.to_string(),
+            "--edits",
+            &args.edits.to_string(),
+            "--concurrency",
+            &args.concurrency.to_string(),
+            "--sim",
+            &sim.addr.to_string(),
+        ])
+        .arg("--dir")
+        .arg(tmp.path())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("run the restart");
+    assert!(out.status.success(), "the restart failed");
+    let line = String::from_utf8_lossy(&out.stdout);
+    let restarted: Restarted =
+        serde_json::from_str(line.lines().last().unwrap_or("")).expect("restart report");
+    stages.0.extend(
+        restarted
+            .stages
+            .0
+            .iter()
+            .map(|(name, now, peak)| (format!("restart: {name}"), *now, *peak)),
+    );
+    let (baseline_calls, baseline_floor_s, baseline_latency_s) = baseline(envs, latency);
+    drop(sim);
+    Report {
+        resources: n,
+        environments: envs,
+        cold_writes_done_s: writes_done.as_secs_f64(),
+        cold_ready_s: ready.as_secs_f64(),
+        cold_calls_first_pass: first_reqs.len(),
+        cold_calls_total: total_calls,
+        minimum_calls: min_total,
+        floor_s,
+        baseline_calls,
+        baseline_floor_s,
+        baseline_latency_s,
+        resync_writes,
+        resync_calls: resync_reqs.len(),
+        resync_cpu_s: resync_cpu,
+        resync_wall_s: resync_wall.as_secs_f64(),
+        edit_p50_ms: restarted.edit_p50_ms,
+        edit_p99_ms: restarted.edit_p99_ms,
+        edits: restarted.edits,
+        restart_first_pass_s: restarted.first_pass_s,
+        restart_writes: restarted.writes,
+        peak_rss_mib: cold_peak.max(restarted.peak_rss_mib),
+        stages,
+    }
+}
+
+/// What the restarted daemon's process measured.
+#[derive(Debug, Serialize, Deserialize)]
+struct Restarted {
+    first_pass_s: f64,
+    writes: usize,
+    edit_p50_ms: f64,
+    edit_p99_ms: f64,
+    edits: usize,
+    peak_rss_mib: f64,
+    stages: Stages,
+}
+
+fn options(args: &Args, dir: &Path) -> Options {
+    Options {
+        per_platform_concurrency: args.concurrency,
+        follow: Duration::from_millis(250),
+        redeploy_quiet: Duration::ZERO,
+        status_dir: Some(dir.join("status")),
+        ..Options::default()
+    }
+}
+
+/// `--restart-child`: the daemon restarted on a warm store, then the edits.
+async fn run_restart(args: &Args, n: usize, dir: &Path, sim: std::net::SocketAddr) -> Restarted {
+    let mut stages = Stages::default();
+    stages.mark("start");
+    let manifests = dir.join("m");
+    let opts = options(args, dir);
+    // The cold run's store lets go of its lock a moment after it is dropped.
+    let store = (0..200)
+        .find_map(|_| {
+            Store::open(&dir.join("state"))
+                .inspect_err(|_| std::thread::sleep(Duration::from_millis(10)))
+                .ok()
+        })
+        .expect("the store opens");
+    let tokens = tether::simulate::SimTokens::default();
+    let providers = simulated_providers_at(sim, &tokens, &rates(), Policy::REQUEST);
+    let sim = RemoteSim::connect(sim);
     // Restart with a warm cache, then edits, through the daemon itself.
     sim.clear_requests().await;
     let cfg = DaemonConfig {
         manifests: manifests.clone(),
-        state_dir: tmp.path().join("state"),
+        state_dir: dir.join("state"),
         opts: opts.clone(),
         keyring: None,
         key_source: "none".into(),
@@ -405,7 +514,7 @@ async fn run_one(args: &Args, n: usize) -> Report {
         monitors: false,
         listen: None,
     };
-    let index = tmp.path().join("status/index.json");
+    let index = dir.join("status/index.json");
     let _ = std::fs::remove_file(&index);
     let t2 = Instant::now();
     let daemon = tokio::spawn(tether::daemon::run(
@@ -424,12 +533,7 @@ async fn run_one(args: &Args, n: usize) -> Report {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let restart = t2.elapsed();
-    eprintln!(
-        "tether-bench: {n}: cold {:.1} s, ready {:.1} s, restart {:.1} s",
-        writes_done.as_secs_f64(),
-        ready.as_secs_f64(),
-        restart.as_secs_f64()
-    );
+    eprintln!("tether-bench: {n}: restart {:.1} s", restart.as_secs_f64());
     let after_restart = sim.requests().await;
     let restart_writes = after_restart.iter().filter(|r| is_write(r)).count();
     // The harness's own reads of the request log are incremental from here on, so its memory
@@ -452,10 +556,12 @@ async fn run_one(args: &Args, n: usize) -> Report {
         )
         .unwrap();
         let t = Instant::now();
+        tracing::debug!("tether-bench: edit {k} saved");
         loop {
             let new = sim.requests_since(seen).await;
             seen += new.len();
             if new.iter().any(ours) {
+                tracing::debug!("tether-bench: edit {k} written");
                 lat.push(t.elapsed().as_secs_f64() * 1000.0);
                 break;
             }
@@ -478,29 +584,12 @@ async fn run_one(args: &Args, n: usize) -> Report {
         .copied()
         .unwrap_or(0.0)
     };
-    let (baseline_calls, baseline_floor_s, baseline_latency_s) = baseline(envs, latency);
-    drop(sim);
-    Report {
-        resources: n,
-        environments: envs,
-        cold_writes_done_s: writes_done.as_secs_f64(),
-        cold_ready_s: ready.as_secs_f64(),
-        cold_calls_first_pass: first_reqs.len(),
-        cold_calls_total: total_calls,
-        minimum_calls: min_total,
-        floor_s,
-        baseline_calls,
-        baseline_floor_s,
-        baseline_latency_s,
-        resync_writes,
-        resync_calls: resync_reqs.len(),
-        resync_cpu_s: resync_cpu,
-        resync_wall_s: resync_wall.as_secs_f64(),
+    Restarted {
+        first_pass_s: restart.as_secs_f64(),
+        writes: restart_writes,
         edit_p50_ms: pct(0.5),
         edit_p99_ms: pct(0.99),
         edits: lat.len(),
-        restart_first_pass_s: restart.as_secs_f64(),
-        restart_writes,
         peak_rss_mib: peak_rss_mib(),
         stages,
     }
@@ -513,14 +602,45 @@ fn main() {
         rt.block_on(sim::serve(dir, Duration::from_millis(args.latency_ms)));
         return;
     }
-    if let Some(n) = args.child {
-        // Logs only when asked for (RUST_LOG=tether=info), to see where a slow size spends time.
-        if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
-            tracing_subscriber::fmt()
-                .with_env_filter(filter)
-                .with_writer(std::io::stderr)
-                .init();
+    // Logs only when asked for (RUST_LOG=tether=info), to see where a slow size spends time.
+    if (args.child.is_some() || args.restart_child.is_some())
+        && let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env()
+    {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    if let Some(times) = args.reloads {
+        let n = args.sizes.iter().copied().max().unwrap_or(10_000);
+        let tmp = TempDir::new(n);
+        generate(tmp.path(), n);
+        let fp = tether::secret::Fingerprinter::from_seed(b"bench");
+        let mut loader = Loader::new(tmp.path(), None, fp, "none".into());
+        let _ = loader.reload();
+        let file = tmp.path().join("env-2.yaml");
+        let original = std::fs::read_to_string(&file).unwrap();
+        let t = Instant::now();
+        for k in 0..times {
+            std::fs::write(&file, original.replace("value-2-0", &format!("edit-{k}"))).unwrap();
+            let _ = loader.reload().expect("a change").expect("valid");
         }
+        println!(
+            "reload after one file changed, {n} resources: {:.1} ms",
+            t.elapsed().as_secs_f64() * 1000.0 / times as f64
+        );
+        return;
+    }
+    if let (Some(n), Some(dir), Some(sim)) = (args.restart_child, &args.dir, args.sim) {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let r = rt.block_on(run_restart(&args, n, dir, sim));
+        println!("{}", serde_json::to_string(&r).unwrap());
+        return;
+    }
+    if let Some(n) = args.child {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()

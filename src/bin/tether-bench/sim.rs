@@ -51,7 +51,8 @@ pub async fn serve(dir: &Path, latency: Duration) {
 /// A simulator served by a child process, killed when dropped.
 pub struct RemoteSim {
     pub addr: SocketAddr,
-    child: Child,
+    /// The process serving it, when this handle started it.
+    child: Option<Child>,
     http: reqwest::Client,
 }
 
@@ -73,7 +74,16 @@ impl RemoteSim {
         .expect("the simulator's address");
         RemoteSim {
             addr: line.trim().parse().expect("an address"),
-            child,
+            child: Some(child),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// A handle on a simulator another process started.
+    pub fn connect(addr: SocketAddr) -> RemoteSim {
+        RemoteSim {
+            addr,
+            child: None,
             http: reqwest::Client::new(),
         }
     }
@@ -105,7 +115,9 @@ impl RemoteSim {
 
 impl Drop for RemoteSim {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
