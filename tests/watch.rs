@@ -179,27 +179,41 @@ fn a_reload_of_one_file_re_reads_one_file() {
     assert!(l.reload().is_none());
     assert_eq!(l.last_refresh().read, 0, "nothing changed, nothing read");
 
+    let full = |dir: &Path| {
+        let k = support::harness::demo_keyring();
+        let fp = k.fingerprinter();
+        Loader::new(dir, Some(k), fp, "t".into())
+            .reload()
+            .unwrap()
+            .unwrap()
+    };
+    let in_force = full(&dir);
     let vars = dir.join("backend/variables.yaml");
     std::fs::write(&vars, edit(&vars, "LOG_LEVEL: info", "LOG_LEVEL: warn")).unwrap();
-    let d = l.reload().expect("a change").expect("valid");
+    // The state in force lends the fingerprints of unchanged values; the changed one gets its own.
+    let d = l
+        .reload_after(Some(&in_force))
+        .expect("a change")
+        .expect("valid");
     assert_eq!(
         (l.last_refresh().read, l.last_refresh().parsed),
         (1, 1),
         "{:?}",
         l.last_refresh()
     );
-    let fresh = {
-        let k = support::harness::demo_keyring();
-        let fp = k.fingerprinter();
-        Loader::new(&dir, Some(k), fp, "t".into())
-            .reload()
-            .unwrap()
-            .unwrap()
-    };
+    let fresh = full(&dir);
     assert_eq!(d.revision, fresh.revision, "the same digest as a full read");
     assert_eq!(
         format!("{:?}", d.environments),
         format!("{:?}", fresh.environments)
+    );
+    assert_eq!(
+        d.variables, fresh.variables,
+        "the same values and fingerprints"
+    );
+    assert_ne!(
+        d.variables["prod-backend"]["LOG_LEVEL"].fingerprint,
+        in_force.variables["prod-backend"]["LOG_LEVEL"].fingerprint
     );
 
     // The same file again within the same second: read again (its stamp is too recent to

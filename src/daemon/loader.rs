@@ -40,6 +40,15 @@ impl Loader {
 
     /// Rescans; None when the content digest is unchanged since the last call.
     pub fn reload(&mut self) -> Option<Result<DesiredState, Diagnostics>> {
+        self.reload_after(None)
+    }
+
+    /// Like [`Self::reload`]; `previous` (the state in force, loaded by this loader) lends its
+    /// fingerprints to every value that did not change.
+    pub fn reload_after(
+        &mut self,
+        previous: Option<&DesiredState>,
+    ) -> Option<Result<DesiredState, Diagnostics>> {
         self.last_refresh = match self.files.refresh(&self.dir) {
             Ok(r) => r,
             Err(d) => {
@@ -60,8 +69,8 @@ impl Loader {
             key_source: &self.key_source,
             decrypt: manifest::Decrypt::Selected(&self.selector),
         };
-        let loaded =
-            manifest::load_cached(&self.dir, &self.files, &ctx).map(|d| d.select(&self.selector));
+        let loaded = manifest::load_cached(&self.dir, &self.files, &ctx, previous)
+            .map(|d| d.select(&self.selector));
         // Every secret of the environments this daemon manages decrypts, or the load failed;
         // the stand-ins of other environments went with them. Checked again: a stand-in must
         // never reach a platform.

@@ -333,7 +333,7 @@ pub async fn run(
                         // Read a change while the pass runs, so it is in force the moment
                         // the pass ends.
                         Some(()) = changes.recv() => {
-                            pending = read_change(&mut changes, watch.as_mut(), &mut loader)
+                            pending = read_change(&mut changes, watch.as_mut(), &mut loader, &desired_tx)
                                 .or(pending);
                             if pending.is_some() {
                                 edits_waiting.send_replace(true);
@@ -436,7 +436,7 @@ pub async fn run(
                 return Ok(stopped(cfg.once));
             }
             Some(()) = changes.recv() => {
-                pending = read_change(&mut changes, watch.as_mut(), &mut loader).or(pending);
+                pending = read_change(&mut changes, watch.as_mut(), &mut loader, &desired_tx).or(pending);
             }
             Some(req) = inbox.recv() => {
                 control.handle(req, &mut rec, &mut schedule, backup_orders.as_ref())?;
@@ -478,13 +478,15 @@ fn read_change(
     changes: &mut tokio::sync::mpsc::UnboundedReceiver<()>,
     watch: Option<&mut DirWatch>,
     loader: &mut Loader,
+    in_force: &tokio::sync::watch::Sender<Option<std::sync::Arc<DesiredState>>>,
 ) -> Option<Result<DesiredState, Diagnostics>> {
+    let in_force = in_force.borrow().clone();
     while changes.try_recv().is_ok() {}
     if let Some(w) = watch {
         w.refresh();
     }
     let started = std::time::Instant::now();
-    let loaded = loader.reload();
+    let loaded = loader.reload_after(in_force.as_deref());
     tracing::debug!(
         read = loader.last_refresh().read,
         parsed = loader.last_refresh().parsed,

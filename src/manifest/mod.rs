@@ -44,7 +44,7 @@ pub fn load_files(
         load::parse_file(f, &mut docs, &mut errors);
     }
     let revision = || load::revision(dir, files);
-    build(dir, docs.iter().collect(), errors, secrets, revision)
+    build(dir, docs.iter().collect(), errors, secrets, revision, None)
 }
 
 /// Like [`load`], from the files as last read: only files that changed since are read and
@@ -53,13 +53,14 @@ pub fn load_cached(
     dir: &Path,
     cache: &cache::FileCache,
     secrets: &SecretContext,
+    previous: Option<&DesiredState>,
 ) -> Result<DesiredState, Diagnostics> {
     let (docs, errors) = cache.documents();
     let revision = || Revision {
         digest: cache.digest(dir),
         commit: load::git_commit(dir),
     };
-    build(dir, docs, errors, secrets, revision)
+    build(dir, docs, errors, secrets, revision, previous)
 }
 
 /// The rules across documents, over parsed documents and the parse errors found.
@@ -69,12 +70,13 @@ fn build(
     mut errors: Vec<Diagnostic>,
     secrets: &SecretContext,
     revision: impl FnOnce() -> Revision,
+    previous: Option<&DesiredState>,
 ) -> Result<DesiredState, Diagnostics> {
     let rules = recipients::Rules::load(dir).unwrap_or_else(|e| {
         errors.extend(e);
         recipients::Rules::default()
     });
-    let built = validate::build(&docs, secrets, &rules);
+    let built = validate::build(&docs, secrets, &rules, previous);
     match built {
         Ok(mut state) if errors.is_empty() => {
             state.revision = revision();

@@ -21,10 +21,15 @@ pub fn build(
     docs: &[&Doc],
     secrets: &SecretContext,
     rules: &Rules,
+    previous: Option<&DesiredState>,
 ) -> Result<DesiredState, Vec<Diagnostic>> {
     let mut errs = Vec::new();
     let mut summary = SecretSummary::default();
-    let keys = Keys { secrets, rules };
+    let keys = Keys {
+        secrets,
+        rules,
+        previous,
+    };
     for &d in docs {
         super::check::document(d, &mut errs);
     }
@@ -286,6 +291,9 @@ type VarIndex<'d> = BTreeMap<String, BTreeMap<String, (&'d Doc, bool)>>;
 struct Keys<'a> {
     secrets: &'a SecretContext<'a>,
     rules: &'a Rules,
+    /// The last state loaded with the same fingerprint key: an unchanged value keeps its
+    /// fingerprints instead of being hashed again.
+    previous: Option<&'a DesiredState>,
 }
 
 fn collect_variables<'d>(
@@ -406,7 +414,14 @@ fn collect_entries<'d>(
                     format!("Supabase secrets are at most {SUPABASE_VALUE_LIMIT} characters"),
                 ));
             }
-            let (fingerprint, digest_fingerprint) = keys.secrets.fingerprinter.both(value.expose());
+            let before = keys
+                .previous
+                .and_then(|p| p.variables.get(env_name)?.get(key))
+                .filter(|b| b.value.expose() == value.expose());
+            let (fingerprint, digest_fingerprint) = match before {
+                Some(b) => (b.fingerprint.clone(), b.digest_fingerprint.clone()),
+                None => keys.secrets.fingerprinter.both(value.expose()),
+            };
             out.entry(env_name.clone()).or_default().insert(
                 key.clone(),
                 DesiredVar {

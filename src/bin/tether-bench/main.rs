@@ -617,13 +617,16 @@ fn main() {
         generate(tmp.path(), n);
         let fp = tether::secret::Fingerprinter::from_seed(b"bench");
         let mut loader = Loader::new(tmp.path(), None, fp, "none".into());
-        let _ = loader.reload();
+        let mut in_force = loader.reload().expect("a first load").expect("valid");
         let file = tmp.path().join("env-2.yaml");
         let original = std::fs::read_to_string(&file).unwrap();
         let t = Instant::now();
         for k in 0..times {
             std::fs::write(&file, original.replace("value-2-0", &format!("edit-{k}"))).unwrap();
-            let _ = loader.reload().expect("a change").expect("valid");
+            in_force = loader
+                .reload_after(Some(&in_force))
+                .expect("a change")
+                .expect("valid");
         }
         println!(
             "reload after one file changed, {n} resources: {:.1} ms",
