@@ -1114,3 +1114,30 @@ async fn control_api_reads_and_replaces_state() {
         "stopped listening"
     );
 }
+
+/// The request log can be read a page at a time: `/__sim/requests/FROM/COUNT`.
+#[tokio::test]
+async fn the_request_log_pages() {
+    let s = sim().await;
+    let path = format!("/v1/projects/{REF}/secrets");
+    for _ in 0..3 {
+        s.supabase(Method::GET, &path, None).await;
+    }
+    let page = |from: usize, count: usize| {
+        let url = format!("http://{}/__sim/requests/{from}/{count}", s.h.addr);
+        let c = s.c.clone();
+        async move {
+            let v: Value = c.get(url).send().await.unwrap().json().await.unwrap();
+            v.as_array().unwrap().len()
+        }
+    };
+    assert_eq!(
+        (
+            page(0, 2).await,
+            page(2, 2).await,
+            page(3, 2).await,
+            page(9, 2).await
+        ),
+        (2, 1, 0, 0)
+    );
+}

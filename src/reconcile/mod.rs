@@ -10,6 +10,7 @@ mod observe;
 mod record;
 mod report;
 mod schedule;
+mod statuses;
 pub mod suspend;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -181,7 +182,7 @@ pub struct Reconciler {
     /// Each environment's notices and placeholders from the last pass that planned it.
     planned: BTreeMap<String, (Vec<crate::plan::Notice>, Vec<String>)>,
     /// Each environment's status as last built (and its conditions' transition times).
-    built: std::sync::Mutex<report::Built>,
+    built: std::sync::Mutex<statuses::Built>,
     /// What the status files hold, so unchanged ones are neither read nor rewritten.
     written: std::sync::Mutex<status::Written>,
     /// Environments suspended through the control API (kept in the store).
@@ -547,7 +548,7 @@ impl Reconciler {
         &self,
         only: Option<&BTreeSet<String>>,
     ) -> Result<(Index, Statuses), ReconcileError> {
-        let (index, envs, rebuilt) = report::build(self, only);
+        let (index, envs, rebuilt) = statuses::build(self, only);
         if let Some(dir) = &self.opts.status_dir {
             let mut written = self.written.lock().expect("written");
             let fresh = |e: &str| rebuilt.contains(e);

@@ -41,6 +41,18 @@ pub(crate) fn admin(inner: &Inner, method: &Method, rest: &str, bytes: &Bytes) -
             ),
             Err(_) => bad(format!("not a request count: {from:?}")),
         },
+        // At most `count` of them, for a reader that pages through a long log.
+        ("GET", ["requests", from, count]) => match (from.parse::<usize>(), count.parse::<usize>())
+        {
+            (Ok(n), Ok(c)) => {
+                let end = n.saturating_add(c).min(shared.requests.len());
+                Reply::ok(
+                    serde_json::to_value(shared.requests.get(n..end).unwrap_or_default())
+                        .unwrap_or(Value::Null),
+                )
+            }
+            _ => bad(format!("not request counts: {from:?}, {count:?}")),
+        },
         ("DELETE", ["requests"]) => {
             shared.requests.clear();
             Reply::empty(204)

@@ -68,7 +68,7 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// The page cache sled may keep in memory.
-    pub const CACHE_BYTES: u64 = 16 * 1024 * 1024;
+    pub const CACHE_BYTES: u64 = 8 * 1024 * 1024;
 
     /// Opens (creating) the store under `dir`. A second open of the same directory, from this
     /// process or another, fails with [`StoreError::Locked`].

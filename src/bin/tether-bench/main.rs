@@ -19,7 +19,12 @@ use tether::retry::Policy;
 use tether::simulate::RecordedRequest;
 use tether::store::Store;
 
+mod memory;
+mod restart;
 mod sim;
+mod table;
+use memory::{Stages, peak_rss_mib};
+use restart::{Restarted, run_restart};
 use sim::RemoteSim;
 
 /// tether-bench: converge, resync, edit and restart timings at several sizes.
@@ -51,8 +56,9 @@ struct Args {
     dir: Option<std::path::PathBuf>,
     #[arg(long, hide = true)]
     sim: Option<std::net::SocketAddr>,
-    /// Only time reading the manifests again after one file changed, this many times.
-    #[arg(long, hide = true)]
+    /// Only time reading the manifests again after one file changed, this many times (at the
+    /// largest of --sizes).
+    #[arg(long)]
     reloads: Option<usize>,
 }
 
@@ -183,10 +189,23 @@ fn is_write(r: &RecordedRequest) -> bool {
     }
 }
 
-fn counts(reqs: &[RecordedRequest]) -> BTreeMap<(Platform, String), usize> {
+/// What the harness keeps of one recorded request.
+struct Call {
+    key: (Platform, String),
+    write: bool,
+}
+
+fn call(r: &RecordedRequest) -> Call {
+    Call {
+        key: key_of(r),
+        write: is_write(r),
+    }
+}
+
+fn counts(calls: &[Call]) -> BTreeMap<(Platform, String), usize> {
     let mut m = BTreeMap::new();
-    for r in reqs {
-        *m.entry(key_of(r)).or_default() += 1;
+    for c in calls {
+        *m.entry(c.key.clone()).or_default() += 1;
     }
     m
 }
@@ -201,33 +220,6 @@ fn cpu_seconds() -> f64 {
         .collect();
     // Fields 14 and 15 (utime, stime) are the 12th and 13th after the command name; 100 ticks/s.
     (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0
-}
-
-/// A figure of this process's memory from /proc/self/status, in MiB.
-fn vm_mib(field: &str) -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
-}
-
-fn peak_rss_mib() -> f64 {
-    vm_mib("VmHWM:")
-}
-
-/// Memory by stage: RSS now and the peak so far, after each step of a size's run.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct Stages(Vec<(String, f64, f64)>);
-
-impl Stages {
-    fn mark(&mut self, stage: &str) {
-        let (now, peak) = (vm_mib("VmRSS:"), peak_rss_mib());
-        eprintln!("tether-bench: after {stage}: RSS {now:.1} MiB, peak {peak:.1} MiB");
-        self.0.push((stage.to_string(), now, peak));
-    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -346,7 +338,7 @@ async fn run_one(args: &Args, n: usize) -> Report {
     let t0 = Instant::now();
     let first = rec.pass(&all(false)).await.unwrap();
     let writes_done = t0.elapsed();
-    let first_reqs = sim.requests().await;
+    let first_reqs = sim.fold_since(0, call).await;
     let mut report = first.clone();
     let mut guard = 0;
     while report.counts.ready < report.counts.resources && guard < 400 {
@@ -367,7 +359,7 @@ async fn run_one(args: &Args, n: usize) -> Report {
         report.counts.ready, report.counts.resources,
         "the benchmark did not converge"
     );
-    let total_calls = sim.requests().await.len();
+    let total_calls = sim.fold_since(0, |_| ()).await.len();
     let min = minimum(envs);
     let min_total: usize = min.values().sum();
     let mut min_calls: BTreeMap<(Platform, String), usize> = counts(&first_reqs);
@@ -385,8 +377,8 @@ async fn run_one(args: &Args, n: usize) -> Report {
     let r = rec.pass(&all(true)).await.unwrap();
     let resync_wall = t1.elapsed();
     let resync_cpu = cpu_seconds() - cpu0;
-    let resync_reqs = sim.requests().await;
-    let resync_writes = resync_reqs.iter().filter(|r| is_write(r)).count();
+    let resync_reqs = sim.fold_since(0, call).await;
+    let resync_writes = resync_reqs.iter().filter(|c| c.write).count();
     assert_eq!(r.writes, 0);
     drop(rec);
     drop(r);
@@ -457,18 +449,6 @@ async fn run_one(args: &Args, n: usize) -> Report {
     }
 }
 
-/// What the restarted daemon's process measured.
-#[derive(Debug, Serialize, Deserialize)]
-struct Restarted {
-    first_pass_s: f64,
-    writes: usize,
-    edit_p50_ms: f64,
-    edit_p99_ms: f64,
-    edits: usize,
-    peak_rss_mib: f64,
-    stages: Stages,
-}
-
 fn options(args: &Args, dir: &Path) -> Options {
     Options {
         per_platform_concurrency: args.concurrency,
@@ -476,122 +456,6 @@ fn options(args: &Args, dir: &Path) -> Options {
         redeploy_quiet: Duration::ZERO,
         status_dir: Some(dir.join("status")),
         ..Options::default()
-    }
-}
-
-/// `--restart-child`: the daemon restarted on a warm store, then the edits.
-async fn run_restart(args: &Args, n: usize, dir: &Path, sim: std::net::SocketAddr) -> Restarted {
-    let mut stages = Stages::default();
-    stages.mark("start");
-    let manifests = dir.join("m");
-    let opts = options(args, dir);
-    // The cold run's store lets go of its lock a moment after it is dropped.
-    let store = (0..200)
-        .find_map(|_| {
-            Store::open(&dir.join("state"))
-                .inspect_err(|_| std::thread::sleep(Duration::from_millis(10)))
-                .ok()
-        })
-        .expect("the store opens");
-    let tokens = tether::simulate::SimTokens::default();
-    let providers = simulated_providers_at(sim, &tokens, &rates(), Policy::REQUEST);
-    let sim = RemoteSim::connect(sim);
-    // Restart with a warm cache, then edits, through the daemon itself.
-    sim.clear_requests().await;
-    let cfg = DaemonConfig {
-        manifests: manifests.clone(),
-        state_dir: dir.join("state"),
-        opts: opts.clone(),
-        keyring: None,
-        key_source: "none".into(),
-        once: false,
-        once_timeout: Duration::from_secs(600),
-        debounce: Duration::from_millis(100),
-        control: Default::default(),
-        alerts: Default::default(),
-        backup_check: Duration::from_secs(3600),
-        selector: Default::default(),
-        monitors: false,
-        listen: None,
-    };
-    let index = dir.join("status/index.json");
-    let _ = std::fs::remove_file(&index);
-    let t2 = Instant::now();
-    let daemon = tokio::spawn(tether::daemon::run(
-        cfg,
-        store.clone(),
-        Platforms::Given(providers.clone()),
-    ));
-    loop {
-        let done = std::fs::read_to_string(&index)
-            .ok()
-            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
-            .is_some_and(|v| v["firstPassDone"] == true);
-        if done || t2.elapsed() > Duration::from_secs(120) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    let restart = t2.elapsed();
-    eprintln!("tether-bench: {n}: restart {:.1} s", restart.as_secs_f64());
-    let after_restart = sim.requests().await;
-    let restart_writes = after_restart.iter().filter(|r| is_write(r)).count();
-    // The harness's own reads of the request log are incremental from here on, so its memory
-    // does not grow with the log.
-    let mut seen = after_restart.len();
-    drop(after_restart);
-    stages.mark("the restart's first pass");
-    // Edits to a Supabase environment's variable: one write each, no deploy. Only writes to that
-    // project count (the restarted daemon may still be verifying domains elsewhere).
-    let edited_ref = letters(2, 20);
-    let file = manifests.join("env-2.yaml");
-    let original = std::fs::read_to_string(&file).unwrap();
-    let mut lat = Vec::new();
-    for k in 0..args.edits {
-        let ours = |r: &RecordedRequest| is_write(r) && r.path.contains(&edited_ref);
-        seen += sim.requests_since(seen).await.len();
-        std::fs::write(
-            &file,
-            original.replace("VAR_00: value-2-0", &format!("VAR_00: edit-{k}")),
-        )
-        .unwrap();
-        let t = Instant::now();
-        tracing::debug!("tether-bench: edit {k} saved");
-        loop {
-            let new = sim.requests_since(seen).await;
-            seen += new.len();
-            if new.iter().any(ours) {
-                tracing::debug!("tether-bench: edit {k} written");
-                lat.push(t.elapsed().as_secs_f64() * 1000.0);
-                break;
-            }
-            if t.elapsed() > Duration::from_secs(30) {
-                panic!("edit {k} was not applied within 30 s");
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(150)).await;
-    }
-    daemon.abort();
-    stages.mark("the edits");
-    lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let pct = |q: f64| {
-        lat.get(
-            ((lat.len() as f64 * q).ceil() as usize)
-                .saturating_sub(1)
-                .min(lat.len().saturating_sub(1)),
-        )
-        .copied()
-        .unwrap_or(0.0)
-    };
-    Restarted {
-        first_pass_s: restart.as_secs_f64(),
-        writes: restart_writes,
-        edit_p50_ms: pct(0.5),
-        edit_p99_ms: pct(0.99),
-        edits: lat.len(),
-        peak_rss_mib: peak_rss_mib(),
-        stages,
     }
 }
 
@@ -678,87 +542,5 @@ fn main() {
             serde_json::from_str(line.lines().last().unwrap_or("")).expect("child report");
         reports.push(r);
     }
-    println!(
-        "| figure | {} |",
-        reports
-            .iter()
-            .map(|r| format!("{} resources ({} envs)", r.resources, r.environments))
-            .collect::<Vec<_>>()
-            .join(" | ")
-    );
-    println!("|---|{}", "---|".repeat(reports.len()));
-    let row = |name: &str, f: &dyn Fn(&Report) -> String| {
-        println!(
-            "| {name} | {} |",
-            reports.iter().map(f).collect::<Vec<_>>().join(" | ")
-        )
-    };
-    row("cold: all writes done (s)", &|r| {
-        format!("{:.2}", r.cold_writes_done_s)
-    });
-    row("cold: everything Ready (s)", &|r| {
-        format!("{:.2}", r.cold_ready_s)
-    });
-    row("cold: calls in the converging pass / minimum", &|r| {
-        format!(
-            "{} / {} = {:.3}",
-            r.cold_calls_first_pass,
-            r.minimum_calls,
-            r.cold_calls_first_pass as f64 / r.minimum_calls as f64
-        )
-    });
-    row(
-        "cold: calls until Ready (following deploys and domains)",
-        &|r| r.cold_calls_total.to_string(),
-    );
-    row("cold: rate-limit floor of the minimum (s)", &|r| {
-        format!("{:.2}", r.floor_s)
-    });
-    row("baseline: calls (1 read + 1 write per resource)", &|r| {
-        format!(
-            "{} ({:.1}× tether)",
-            r.baseline_calls,
-            r.baseline_calls as f64 / r.cold_calls_first_pass as f64
-        )
-    });
-    row("baseline: rate-limit floor (s)", &|r| {
-        format!("{:.2}", r.baseline_floor_s)
-    });
-    row("baseline: latency bound at parallelism 10 (s)", &|r| {
-        format!(
-            "{:.2} ({:.1}× tether's writes-done)",
-            r.baseline_latency_s,
-            r.baseline_latency_s / r.cold_writes_done_s.max(1e-9)
-        )
-    });
-    row("resync: writes", &|r| r.resync_writes.to_string());
-    row("resync: calls (baseline: reads alone)", &|r| {
-        format!("{} ({})", r.resync_calls, r.resources + r.environments)
-    });
-    row("resync: CPU (s) / wall (s)", &|r| {
-        format!("{:.3} / {:.2}", r.resync_cpu_s, r.resync_wall_s)
-    });
-    row("peak RSS (MiB)", &|r| format!("{:.1}", r.peak_rss_mib));
-    let stage_names: Vec<String> = reports
-        .first()
-        .map(|r| r.stages.0.iter().map(|(n, _, _)| n.clone()).collect())
-        .unwrap_or_default();
-    for (i, name) in stage_names.iter().enumerate() {
-        row(&format!("RSS after {name} / peak so far (MiB)"), &|r| {
-            r.stages
-                .0
-                .get(i)
-                .map(|(_, now, peak)| format!("{now:.1} / {peak:.1}"))
-                .unwrap_or_default()
-        });
-    }
-    row("edit → first write p50 / p99 (ms)", &|r| {
-        format!(
-            "{:.0} / {:.0} (n={})",
-            r.edit_p50_ms, r.edit_p99_ms, r.edits
-        )
-    });
-    row("restart, warm cache: first pass (s) / writes", &|r| {
-        format!("{:.3} / {}", r.restart_first_pass_s, r.restart_writes)
-    });
+    table::print(&reports);
 }

@@ -100,8 +100,30 @@ impl RemoteSim {
             .expect("a request log")
     }
 
-    pub async fn requests(&self) -> Vec<RecordedRequest> {
-        self.requests_since(0).await
+    /// Every recorded request after the first `from`, each folded by `f` as it is read, a page
+    /// at a time (so the harness never holds the whole log with its bodies).
+    pub async fn fold_since<T>(&self, from: usize, f: impl Fn(&RecordedRequest) -> T) -> Vec<T> {
+        const PAGE: usize = 500;
+        let mut out = Vec::new();
+        loop {
+            let page: Vec<RecordedRequest> = self
+                .http
+                .get(format!(
+                    "http://{}/__sim/requests/{}/{PAGE}",
+                    self.addr,
+                    from + out.len()
+                ))
+                .send()
+                .await
+                .expect("the simulator answers")
+                .json()
+                .await
+                .expect("a request log");
+            out.extend(page.iter().map(&f));
+            if page.len() < PAGE {
+                return out;
+            }
+        }
     }
 
     pub async fn clear_requests(&self) {
