@@ -59,9 +59,10 @@ pub fn build(
         }
     }
     let envs = st.environments.clone();
+    let envs = &envs;
     let env_ref =
-        |d: &Doc, env: &str, errs: &mut Vec<Diagnostic>| -> Option<Resource<EnvironmentSpec>> {
-            let found = envs.get(env).cloned();
+        |d: &Doc, env: &str, errs: &mut Vec<Diagnostic>| -> Option<&Resource<EnvironmentSpec>> {
+            let found = envs.get(env);
             if found.is_none() {
                 let known: Vec<&str> = envs.keys().map(String::as_str).collect();
                 errs.push(d.error(
@@ -93,8 +94,8 @@ pub fn build(
             if r.spec.port.is_some() && env.spec.platform != Platform::Railway {
                 errs.push(d.error("spec.port", "port applies only to Railway environments"));
             }
-            if shared_only(&env) {
-                errs.push(d.error("spec.environment", shared_only_message(&env)));
+            if shared_only(env) {
+                errs.push(d.error("spec.environment", shared_only_message(env)));
             }
         }
         if let Some(first) = hostnames.get(&r.spec.name) {
@@ -144,8 +145,8 @@ pub fn build(
             continue;
         };
         if let Some(env) = env_ref(d, &r.spec.environment, &mut errs) {
-            if shared_only(&env) {
-                errs.push(d.error("spec.environment", shared_only_message(&env)));
+            if shared_only(env) {
+                errs.push(d.error("spec.environment", shared_only_message(env)));
             }
             if env.spec.platform == Platform::Supabase {
                 errs.push(d.error(
@@ -268,7 +269,7 @@ pub fn build(
 
 /// Resolves an `environment:` reference, reporting it when it does not resolve.
 type EnvRef<'a> =
-    dyn Fn(&Doc, &str, &mut Vec<Diagnostic>) -> Option<Resource<EnvironmentSpec>> + 'a;
+    dyn Fn(&Doc, &str, &mut Vec<Diagnostic>) -> Option<&'a Resource<EnvironmentSpec>> + 'a;
 
 /// A Railway environment without a service: its shared variables, nothing else.
 fn shared_only(env: &Resource<EnvironmentSpec>) -> bool {
@@ -327,6 +328,9 @@ fn collect_variables<'d>(
             );
         }
     }
+    // An environment none of whose entries made it (placeholders, errors) has no map, as before
+    // the maps were made up front.
+    out.retain(|_, vars| !vars.is_empty());
     for (env_name, vars) in &out {
         let is_vercel = st
             .environments
@@ -359,17 +363,20 @@ fn collect_entries<'d>(
     errs: &mut Vec<Diagnostic>,
 ) {
     {
+        // Looked up once per document and environment, not once per entry.
+        let slot = index.entry(env_name.clone()).or_default();
+        let vars = out.entry(env_name.clone()).or_default();
         for (key, src) in &r.spec.entries {
-            let path = format!("spec.entries.{key}");
+            // The field's path, made only when an error or a secret needs it.
+            let path = || format!("spec.entries.{key}");
             if rules::variable_name(key, None).is_ok()
                 && let Err(e) = rules::variable_name(key, platform)
             {
-                errs.push(d.error(&path, e));
+                errs.push(d.error(&path(), e));
             }
-            let slot = index.entry(env_name.clone()).or_default();
             if let Some((first, _)) = slot.get(key) {
                 errs.push(d.error(
-                    &path,
+                    &path(),
                     format!("{key} is already set for {env_name} at {}", first.source),
                 ));
                 continue;
@@ -381,7 +388,7 @@ fn collect_entries<'d>(
                         environment: env_name.clone(),
                         key: key.clone(),
                         why: why.clone(),
-                        at: d.error(&path, format!("{env_name}/{key} is a placeholder ({why}): fill it in with `tether secret set {env_name} {key}`")),
+                        at: d.error(&path(), format!("{env_name}/{key} is a placeholder ({why}): fill it in with `tether secret set {env_name} {key}`")),
                     });
                     continue;
                 }
@@ -390,7 +397,7 @@ fn collect_entries<'d>(
                     ct,
                     &Site {
                         doc: d,
-                        field: &path,
+                        field: &path(),
                         env_name,
                         env: st.environments.get(env_name),
                         key,
@@ -403,14 +410,14 @@ fn collect_entries<'d>(
                 ) {
                     Ok(v) => VarValue::Secret(v),
                     Err(m) => {
-                        errs.push(d.error(&path, m));
+                        errs.push(d.error(&path(), m));
                         continue;
                     }
                 },
             };
             if platform == Some(Platform::Supabase) && value.expose().len() > SUPABASE_VALUE_LIMIT {
                 errs.push(d.error(
-                    &path,
+                    &path(),
                     format!("Supabase secrets are at most {SUPABASE_VALUE_LIMIT} characters"),
                 ));
             }
@@ -422,7 +429,7 @@ fn collect_entries<'d>(
                 Some(b) => (b.fingerprint.clone(), b.digest_fingerprint.clone()),
                 None => keys.secrets.fingerprinter.both(value.expose()),
             };
-            out.entry(env_name.clone()).or_default().insert(
+            vars.insert(
                 key.clone(),
                 DesiredVar {
                     value,

@@ -273,10 +273,8 @@ impl Reconciler {
                 .collect();
             obs.rollback_to = self.rollback_requests.get(name).cloned();
         }
-        for (name, dep) in &desired.deployments.clone() {
-            let env = dep.spec.environment.clone();
-            let _ = name;
-            self.gate(desired, &env, now)?;
+        for dep in desired.deployments.values() {
+            self.gate(desired, &dep.spec.environment, now)?;
         }
         Ok(())
     }
