@@ -518,3 +518,27 @@ async fn pagination_is_followed_to_the_end() {
     assert_eq!(sim.requests().len(), 2);
     check_all(&sim.requests());
 }
+
+/// Environments observed together share one reading of the account's certificates (Vercel has
+/// no filter on the list, so each reading is every page); a reading after it ends is a new one.
+#[tokio::test]
+async fn concurrent_certificate_listings_share_one_reading() {
+    let sim = sim(SimConfig {
+        latency: Duration::from_millis(100),
+        ..Default::default()
+    })
+    .await;
+    let (_, vt, _) = tokens();
+    let v = Vercel::new(ep(Platform::Vercel, &sim, &vt));
+    let listings = |sim: &SimHandle| {
+        sim.requests()
+            .iter()
+            .filter(|r| r.method == "GET" && r.path == "/v8/certs")
+            .count()
+    };
+    let (a, b, c) = tokio::join!(v.certs(), v.certs(), v.certs());
+    assert_eq!((a.unwrap(), b.unwrap(), c.unwrap()).0.len(), 0);
+    assert_eq!(listings(&sim), 1, "three askers, one reading");
+    v.certs().await.unwrap();
+    assert_eq!(listings(&sim), 2, "a later ask reads again");
+}

@@ -13,6 +13,7 @@ use super::http::{Call, Endpoint, Http};
 use crate::manifest::{Platform, VercelTarget};
 use crate::observed::*;
 
+mod certs;
 mod sync;
 
 const P: Platform = Platform::Vercel;
@@ -41,6 +42,8 @@ pub struct Vercel {
     http: Http,
     /// Project name or id → (id, name).
     projects: Mutex<HashMap<String, (String, String)>>,
+    /// The account's certificate list being read, shared by whoever asks meanwhile.
+    cert_list: certs::InFlight,
 }
 
 fn ms(v: &Value) -> Option<DateTime<Utc>> {
@@ -74,6 +77,7 @@ impl Vercel {
         Vercel {
             http: Http::new(ep),
             projects: Mutex::new(HashMap::new()),
+            cert_list: Default::default(),
         }
     }
 
@@ -404,38 +408,6 @@ impl Vercel {
             .call(Call::get(format!("/v6/domains/{name}/config")).query("projectIdOrName", project))
             .await?
             .body)
-    }
-
-    /// Every certificate of the account (or team), every page.
-    pub async fn certs(&self) -> Result<Vec<Value>, ProviderError> {
-        self.paged("/v8/certs", "certs", &[], |_| None).await
-    }
-
-    /// Asks Vercel to issue a certificate for `name`. Sent once: after an answer that leaves
-    /// unknown whether it was issued, the certificates are looked at instead of asking again.
-    pub async fn issue_cert(&self, name: &str) -> Result<(), ProviderError> {
-        let call = Call::new(Method::POST, "/v8/certs", Some(json!({"cns": [name]}))).create();
-        match self.http.call(call).await {
-            Ok(_) => Ok(()),
-            Err(ProviderError::Ambiguous { detail, .. }) => {
-                let issued = self.certs().await?.iter().any(|c| {
-                    c["cns"]
-                        .as_array()
-                        .is_some_and(|cns| cns.iter().any(|n| n == name))
-                });
-                if issued {
-                    Ok(())
-                } else {
-                    Err(ProviderError::Unavailable {
-                        platform: P,
-                        detail: format!("asking for a certificate for {name} failed ({detail})"),
-                        retry_after: None,
-                        rate_limited: false,
-                    })
-                }
-            }
-            Err(e) => Err(e),
-        }
     }
 
     /// Recent deployments of a project for a target (production) or branch (previews), newest

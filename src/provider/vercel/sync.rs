@@ -74,7 +74,7 @@ impl Vercel {
             })
             .collect();
         let certs = if mine.is_empty() {
-            vec![]
+            Default::default()
         } else {
             self.certs().await?
         };
