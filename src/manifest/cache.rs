@@ -89,14 +89,15 @@ impl FileCache {
             let trusted = now
                 .duration_since(stamp.modified)
                 .is_ok_and(|age| age >= RACY);
-            let old = self.files.remove(&path);
-            if let Some(mut k) = old.clone()
-                && k.stamp == Some(stamp)
-            {
-                k.stamp = trusted.then_some(stamp);
-                next.insert(path, k);
-                continue;
-            }
+            let old = match self.files.remove(&path) {
+                // Unchanged by its stamp: kept as read, without reading it.
+                Some(mut k) if k.stamp == Some(stamp) => {
+                    k.stamp = trusted.then_some(stamp);
+                    next.insert(path, k);
+                    continue;
+                }
+                old => old,
+            };
             let content = load::read(&path)?;
             out.read += 1;
             let hash: [u8; 32] = Sha256::digest(&content).into();

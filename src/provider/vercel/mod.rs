@@ -14,6 +14,7 @@ use crate::manifest::{Platform, VercelTarget};
 use crate::observed::*;
 
 mod certs;
+mod discover;
 mod sync;
 
 const P: Platform = Platform::Vercel;
@@ -292,32 +293,6 @@ impl Vercel {
         self.http.call(call).await.map(|_| ())
     }
 
-    /// Every project the token (and team) sees, every page: `(id, name)`.
-    pub async fn list_projects(&self) -> Result<Vec<(String, String)>, ProviderError> {
-        let mut out = Vec::new();
-        let mut from: Option<i64> = None;
-        for _ in 0..1000 {
-            let mut call = Call::get("/v10/projects").query("limit", "100");
-            if let Some(f) = from {
-                call = call.query("from", f.to_string());
-            }
-            let r = self.http.call(call).await?;
-            for p in r.body["projects"].as_array().into_iter().flatten() {
-                if let (Some(id), Some(name)) = (p["id"].as_str(), p["name"].as_str()) {
-                    out.push((id.to_string(), name.to_string()));
-                }
-            }
-            match r.body["pagination"]["next"].as_i64() {
-                Some(n) if Some(n) != from => from = Some(n),
-                _ => return Ok(out),
-            }
-        }
-        Err(ProviderError::Garbage {
-            platform: P,
-            detail: "/v10/projects kept answering with another page".into(),
-        })
-    }
-
     /// Every domain of a project, following pagination to the end.
     pub async fn domains(&self, project: &str) -> Result<Vec<Value>, ProviderError> {
         let path = format!("/v9/projects/{project}/domains");
@@ -518,22 +493,6 @@ impl Vercel {
             retry_after: None,
             rate_limited: false,
         })
-    }
-
-    /// The git repository a deployment was built from: `(provider, "owner/name")`.
-    pub async fn git_repo(&self, id: &str) -> Result<Option<(String, String)>, ProviderError> {
-        let r = self
-            .http
-            .call(Call::get(format!("/v13/deployments/{id}")))
-            .await?;
-        let g = &r.body["gitSource"];
-        let provider = g["type"].as_str().map(String::from);
-        let repo = match (g["org"].as_str(), g["repo"].as_str()) {
-            (Some(o), Some(r)) => Some(format!("{o}/{r}")),
-            (None, Some(r)) if r.contains('/') => Some(r.to_string()),
-            _ => None,
-        };
-        Ok(provider.zip(repo))
     }
 
     pub async fn promote(&self, project: &str, deployment: &str) -> Result<(), ProviderError> {
