@@ -6,6 +6,11 @@ use clap::Parser;
 use tether::cli::{self, Cli, LogFormat};
 use tracing_subscriber::EnvFilter;
 
+/// jemalloc returns freed memory to the system, where glibc's malloc keeps a long-running
+/// daemon's fragments (see BENCHMARKS.md, memory); its settings are in .cargo/config.toml.
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.global);

@@ -325,13 +325,12 @@ async fn run_one(args: &Args, n: usize) -> Report {
     let opts = options(args, tmp.path());
     let mut rec =
         Reconciler::new(store.clone(), providers.clone(), fp.clone(), opts.clone()).unwrap();
-    rec.set_desired(Ok(desired.clone()));
+    // The harness keeps only the names: the reconciler holds the one desired state, as in the
+    // daemon.
+    let names: Vec<String> = desired.environments.keys().cloned().collect();
+    rec.set_desired(Ok(desired));
     let all = |fresh: bool| -> BTreeMap<String, bool> {
-        desired
-            .environments
-            .keys()
-            .map(|k| (k.clone(), fresh))
-            .collect()
+        names.iter().map(|k| (k.clone(), fresh)).collect()
     };
 
     // Cold converge.
@@ -394,7 +393,19 @@ async fn run_one(args: &Args, n: usize) -> Report {
     let cold_peak = peak_rss_mib();
     drop(providers);
     drop(store);
-    let out = std::process::Command::new(&exe)
+    // TETHER_BENCH_WRAP runs the restart under a profiler, e.g. "heaptrack -o /tmp/restart".
+    let wrap: Vec<String> = std::env::var("TETHER_BENCH_WRAP")
+        .map(|w| w.split_whitespace().map(String::from).collect())
+        .unwrap_or_default();
+    let mut child = match wrap.split_first() {
+        Some((tool, tool_args)) => {
+            let mut c = std::process::Command::new(tool);
+            c.args(tool_args).arg(&exe);
+            c
+        }
+        None => std::process::Command::new(&exe),
+    };
+    let out = child
         .args([
             "--restart-child",
             &n.to_string(),
@@ -413,7 +424,8 @@ async fn run_one(args: &Args, n: usize) -> Report {
     assert!(out.status.success(), "the restart failed");
     let line = String::from_utf8_lossy(&out.stdout);
     let restarted: Restarted =
-        serde_json::from_str(line.lines().last().unwrap_or("")).expect("restart report");
+        serde_json::from_str(line.lines().rfind(|l| l.starts_with('{')).unwrap_or(""))
+            .expect("restart report");
     stages.0.extend(
         restarted
             .stages
@@ -458,6 +470,11 @@ fn options(args: &Args, dir: &Path) -> Options {
         ..Options::default()
     }
 }
+
+/// The daemon's allocator and settings (src/main.rs, .cargo/config.toml), so the figures are
+/// the daemon's.
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() {
     let args = Args::parse();
@@ -539,7 +556,8 @@ fn main() {
         }
         let line = String::from_utf8_lossy(&out.stdout);
         let r: Report =
-            serde_json::from_str(line.lines().last().unwrap_or("")).expect("child report");
+            serde_json::from_str(line.lines().rfind(|l| l.starts_with('{')).unwrap_or(""))
+                .expect("child report");
         reports.push(r);
     }
     table::print(&reports);

@@ -24,7 +24,10 @@ pub(crate) struct Stages(pub Vec<(String, f64, f64)>);
 impl Stages {
     pub(crate) fn mark(&mut self, stage: &str) {
         let (now, peak) = (vm_mib("VmRSS:"), peak_rss_mib());
-        eprintln!("tether-bench: after {stage}: RSS {now:.1} MiB, peak {peak:.1} MiB");
+        let (anon, file) = (vm_mib("RssAnon:"), vm_mib("RssFile:"));
+        eprintln!(
+            "tether-bench: after {stage}: RSS {now:.1} MiB (heap and stacks {anon:.1}, program {file:.1}), peak {peak:.1} MiB"
+        );
         self.0.push((stage.to_string(), now, peak));
     }
 }
