@@ -3,7 +3,7 @@
 
 use std::str::FromStr;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 use croner::Cron;
 
 use super::{BackupRecord, BackupSource, BackupStatus, BackupType, show_time};
@@ -52,7 +52,13 @@ pub fn evaluate(cron: &Cron, records: &[BackupRecord], now: DateTime<Utc>) -> Sc
         .iter()
         .filter(|r| r.source == BackupSource::Tether && r.backup_type != BackupType::Manual)
         .collect();
-    let previous = |at: DateTime<Utc>| cron.find_previous_occurrence(&at, true).ok();
+    // croner keeps the fraction of a second it is given: the firing before 06:50:21.5 would be
+    // 06:50:00.5, and a backup taken at 06:50:00.3 would not cover its own slot. Firings are
+    // looked up from whole seconds.
+    let previous = |at: DateTime<Utc>| {
+        cron.find_previous_occurrence(&at.trunc_subsecs(0), true)
+            .ok()
+    };
     let last_firing = previous(now);
 
     let mut due = None;
@@ -79,7 +85,7 @@ pub fn evaluate(cron: &Cron, records: &[BackupRecord], now: DateTime<Utc>) -> Sc
             }
         }
     }
-    let next_firing = cron.find_next_occurrence(&now, false).ok();
+    let next_firing = cron.find_next_occurrence(&now.trunc_subsecs(0), false).ok();
     let next_due = due.or(match (retry_at, next_firing) {
         (Some(r), Some(n)) => Some(r.min(n)),
         (r, n) => r.or(n),
@@ -141,6 +147,32 @@ mod tests {
             error: (status == BackupStatus::Failed).then(|| "pg_dump failed: boom".into()),
             verified_at: None,
         }
+    }
+
+    /// Issue 23: under load the backup task's ticks drift later within the second, and every
+    /// minute took a second backup because the slot was looked up with the tick's fraction of
+    /// a second (06:50:00.5 is after a backup taken at 06:50:00.3).
+    #[test]
+    fn a_backup_covers_its_slot_whatever_the_fraction_of_a_second() {
+        let cron = parse("* * * * *").unwrap();
+        let taken = rec(
+            "2026-01-05T06:50:00.300Z",
+            BackupStatus::Completed,
+            BackupType::Daily,
+        );
+        for now in [
+            "2026-01-05T06:50:00.300Z",
+            "2026-01-05T06:50:00.301Z",
+            "2026-01-05T06:50:01.500Z",
+            "2026-01-05T06:50:21.999Z",
+            "2026-01-05T06:50:59.999Z",
+        ] {
+            let s = evaluate(&cron, std::slice::from_ref(&taken), t(now));
+            assert_eq!(s.due, None, "at {now}");
+            assert_eq!(s.next_due, Some(t("2026-01-05T06:51:00Z")), "at {now}");
+        }
+        let s = evaluate(&cron, &[taken], t("2026-01-05T06:51:00.200Z"));
+        assert_eq!(s.due, Some(t("2026-01-05T06:51:00Z")));
     }
 
     #[test]
