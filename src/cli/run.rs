@@ -53,7 +53,8 @@ pub struct RunArgs {
     /// How soon to look again while a deploy or a domain is in progress.
     #[arg(long, value_name = "DURATION", default_value = "3s")]
     pub follow: HumanDuration,
-    /// Refuse deleting more than this share of an environment's managed objects in one pass.
+    /// Refuse deleting more than this share of an environment's managed objects in one pass
+    /// (the environment's whole plan is refused, creates included).
     #[arg(long, value_name = "SHARE", default_value_t = 0.30)]
     pub max_delete_share: f64,
     /// Environments of one platform worked on at once.

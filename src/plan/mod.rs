@@ -1,6 +1,8 @@
 //! The pure planner: `plan(&DesiredState, &ObservedState) -> Plan`. No I/O, deterministic order.
 
 mod change;
+#[cfg(test)]
+pub(crate) mod props;
 pub mod render;
 #[cfg(test)]
 mod tests;
@@ -92,12 +94,20 @@ pub fn plan_envs(
         let mut changes = Vec::new();
         variables(desired, env, obs, observed, &mut changes);
         domains(desired, env, obs, observed, &mut changes);
-        gate_deletes(name, obs, observed, opts, &mut changes, &mut plan.notices);
+        let refused = gate_deletes(name, obs, observed, opts, &mut changes, &mut plan.notices);
         // After the gate: a redeploy follows only variable writes that will happen.
         deployments(desired, env, obs, opts, &mut changes, &mut plan.notices);
+        if refused {
+            // A plan beyond the cap is refused whole: the creates of a mistaken manifest (a
+            // renamed key, a wrong environment) would be as wrong as its deletes, and they
+            // would dilute the share until a later pass let the deletes through.
+            changes.retain(|c| !c.action.is_write());
+        }
         // What exists and tether has not managed yet is adopted, not created.
+        // A refused plan adopts nothing either: adopting would dilute the share as well.
         for c in &mut changes {
-            c.adopt = matches!(c.action, Action::Noop | Action::Update)
+            c.adopt = !refused
+                && matches!(c.action, Action::Noop | Action::Update)
                 && !observed.inventory.contains(&c.key);
         }
         let held: Vec<&str> = desired
@@ -522,7 +532,8 @@ fn domains(
     }
 }
 
-/// Withholds deletes on partial knowledge, and refuses them beyond the blast-radius cap.
+/// Withholds deletes on partial knowledge, and refuses them beyond the blast-radius cap
+/// (true: the environment's plan is refused).
 fn gate_deletes(
     env: &str,
     obs: &ObservedEnv,
@@ -530,13 +541,13 @@ fn gate_deletes(
     opts: &PlanOptions,
     changes: &mut Vec<Change>,
     notices: &mut Vec<Notice>,
-) {
+) -> bool {
     let deletes = changes
         .iter()
         .filter(|c| c.action == Action::Delete)
         .count();
     if deletes == 0 {
-        return;
+        return false;
     }
     let why = if !opts.allow_deletes {
         Some((
@@ -561,12 +572,14 @@ fn gate_deletes(
             .max(1);
         let share = deletes as f64 / managed as f64;
         (deletes > 1 && share > opts.max_delete_share).then(|| (Severity::Blocked, "BlastRadius", format!(
-            "refused to delete {deletes} of {managed} managed objects ({:.0}% > the {:.0}% cap); check the manifests, or raise --max-delete-share",
+            "refused to delete {deletes} of {managed} managed objects ({:.0}% > the {:.0}% cap), and nothing else in {env} is written: check the manifests, or raise --max-delete-share",
             share * 100.0, opts.max_delete_share * 100.0
         )))
     };
-    if let Some((sev, reason, msg)) = why {
-        changes.retain(|c| c.action != Action::Delete);
-        notices.push(notice(env, sev, reason, &msg));
-    }
+    let Some((sev, reason, msg)) = why else {
+        return false;
+    };
+    changes.retain(|c| c.action != Action::Delete);
+    notices.push(notice(env, sev, reason, &msg));
+    sev == Severity::Blocked
 }
