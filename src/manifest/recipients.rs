@@ -84,13 +84,25 @@ impl Rules {
     /// Reads `DIR/.tether.yaml`; no file means no rules. Problems name the line and field.
     pub fn load(dir: &Path) -> Result<Rules, Vec<Diagnostic>> {
         let file = dir.join(FILE);
-        let Ok(text) = std::fs::read_to_string(&file) else {
-            return Ok(Rules {
-                root: dir.to_path_buf(),
-                ..Default::default()
-            });
+        let text = match std::fs::read(&file) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Rules {
+                    root: dir.to_path_buf(),
+                    ..Default::default()
+                });
+            }
+            // A file that is there but unreadable is not "no rules" (its rules would be
+            // silently dropped): the same goes for one that is not text.
+            Err(e) => return Err(vec![file_problem(&file, format!("cannot be read: {e}"))]),
         };
-        Rules::parse(dir, &text)
+        match String::from_utf8(text) {
+            Ok(text) => Rules::parse(dir, &text),
+            Err(_) => Err(vec![file_problem(
+                &file,
+                "is not UTF-8 text, so it cannot be YAML".into(),
+            )]),
+        }
     }
 
     /// Parses the text of `DIR/.tether.yaml`.
@@ -209,6 +221,17 @@ impl Rules {
     ) -> Result<&Rule, secret::SecretError> {
         self.for_secret(file, labels)
             .ok_or(secret::SecretError::NoRecipients)
+    }
+}
+
+/// A problem with the whole file, at its first line.
+fn file_problem(file: &Path, message: String) -> Diagnostic {
+    Diagnostic {
+        file: file.to_path_buf(),
+        line: 1,
+        column: 1,
+        path: String::new(),
+        message,
     }
 }
 

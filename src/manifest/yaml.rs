@@ -75,15 +75,19 @@ pub struct SyntaxError {
 pub fn documents(text: &str) -> Result<Vec<Document>, SyntaxError> {
     let mut values = Vec::new();
     for de in serde_yaml::Deserializer::from_str(text) {
-        let value = <Value as serde::Deserialize>::deserialize(de).map_err(|e| SyntaxError {
-            pos: e
-                .location()
-                .map(|l| Pos {
-                    line: l.line(),
-                    col: l.column(),
-                })
-                .unwrap_or(Pos { line: 1, col: 1 }),
-            message: clean_message(&e.to_string()),
+        let value = <Value as serde::Deserialize>::deserialize(de).map_err(|e| {
+            let message = e.to_string();
+            SyntaxError {
+                pos: at_offset(text, &message)
+                    .or_else(|| {
+                        e.location().map(|l| Pos {
+                            line: l.line(),
+                            col: l.column(),
+                        })
+                    })
+                    .unwrap_or(Pos { line: 1, col: 1 }),
+                message: clean_message(&message),
+            }
         })?;
         values.push(value);
     }
@@ -148,6 +152,19 @@ pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, SyntaxError> {
 }
 
 /// serde_yaml appends " at line L column C" to messages; the position is reported separately.
+/// Some scanner errors say "at position N" (a byte offset) in their message and give the
+/// document's start as their location (a control character, for one): the line and column
+/// of that offset.
+fn at_offset(text: &str, message: &str) -> Option<Pos> {
+    let rest = &message[message.find("at position ")? + "at position ".len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    let offset: usize = digits.parse().ok()?;
+    let before = text.get(..offset.min(text.len()))?;
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    Some(Pos { line, col })
+}
+
 fn clean_message(msg: &str) -> String {
     match msg.find(" at line ") {
         Some(i) => msg[..i].to_string(),
@@ -259,6 +276,15 @@ impl MarkedEventReceiver for Indexer {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_error_with_only_an_offset_names_its_line() {
+        let text = "a: 1\nb: 2\nc: \"x\u{1}y\"\n";
+        let e = super::documents(text)
+            .err()
+            .expect("a control character is refused");
+        assert_eq!((e.pos.line, e.pos.col), (3, 6), "{}", e.message);
+    }
+
     use super::*;
 
     #[test]
