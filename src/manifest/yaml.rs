@@ -279,9 +279,9 @@ mod tests {
     #[test]
     fn an_error_with_only_an_offset_names_its_line() {
         let text = "a: 1\nb: 2\nc: \"x\u{1}y\"\n";
-        let e = super::documents(text)
-            .err()
-            .expect("a control character is refused");
+        let Err(e) = super::documents(text) else {
+            panic!("a control character is refused")
+        };
         assert_eq!((e.pos.line, e.pos.col), (3, 6), "{}", e.message);
     }
 

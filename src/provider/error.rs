@@ -45,6 +45,17 @@ pub enum ProviderError {
 }
 
 impl ProviderError {
+    /// An error that may come of ids cached from an answer that has gone stale or was bad
+    /// (the object is gone, unreadable, or refused): the client looks them up again.
+    pub fn may_be_stale_ids(&self) -> bool {
+        matches!(
+            self,
+            ProviderError::NotFound { .. }
+                | ProviderError::Garbage { .. }
+                | ProviderError::Rejected { .. }
+        )
+    }
+
     /// Worth trying again later without a person's help.
     pub fn is_retryable(&self) -> bool {
         matches!(

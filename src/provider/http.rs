@@ -111,6 +111,36 @@ pub struct Http {
 /// How long a rejected token stops a platform's calls (one pass, and then some).
 pub const REJECTION_HOLD: Duration = Duration::from_secs(60);
 
+/// The largest answer read: the platforms page their lists (100 items at most), so a body
+/// this large is not an answer, and reading it all would only take memory.
+pub const MAX_BODY: usize = 16 * 1024 * 1024;
+
+/// The answer's body as text, read a chunk at a time and refused past [`MAX_BODY`].
+async fn read_body(
+    mut resp: reqwest::Response,
+    platform: Platform,
+) -> Result<String, ProviderError> {
+    let broke = |e: reqwest::Error| ProviderError::Ambiguous {
+        platform,
+        detail: format!("the answer broke off ({})", without_url(&e)),
+    };
+    let too_large = || ProviderError::Garbage {
+        platform,
+        detail: format!("an answer larger than {} MiB", MAX_BODY / (1024 * 1024)),
+    };
+    if resp.content_length().is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(broke)? {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
 /// At most this many rate-limited answers in a row for one call before it gives up (each waits
 /// as the platform asks, so this is a bound, not a pace).
 const MAX_RATE_LIMITED: u32 = 30;
@@ -280,15 +310,7 @@ impl Http {
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.contains("json"));
-        let text = match resp.text().await {
-            Ok(t) => t,
-            Err(e) => {
-                return Err(ProviderError::Ambiguous {
-                    platform,
-                    detail: format!("the answer broke off ({})", without_url(&e)),
-                });
-            }
-        };
+        let text = read_body(resp, platform).await?;
         let text = redact(&text, &call.secrets);
         let body = if text.trim().is_empty() {
             Value::Null

@@ -11,7 +11,7 @@ use tokio::task::JoinSet;
 
 use super::{ReconcileError, Reconciler, journal};
 use crate::manifest::{DesiredState, Platform};
-use crate::observed::{Knowledge, ObjectKind, ObservedEnv};
+use crate::observed::{CompareMethod, Knowledge, ObjectKind, ObservedEnv};
 use crate::provider::{ObserveCtx, ProviderError};
 
 type Observation = (String, Result<ObservedEnv, ProviderError>);
@@ -161,6 +161,29 @@ impl Reconciler {
         });
     }
 
+    /// A failed write whose object the platform now holds as desired is settled: its answer
+    /// was lost or unreadable, but the write took (or someone made it). Its error would
+    /// otherwise keep the object from Ready, and its environment on a retry schedule, for good.
+    fn forget_settled_failures(&mut self, name: &str, desired: &DesiredState, fresh: &ObservedEnv) {
+        let wanted = desired.variables.get(name);
+        self.outcomes.retain(|k, o| {
+            let settled = o.error.is_some()
+                && k.environment == name
+                && k.kind == ObjectKind::Variable
+                && wanted.and_then(|w| w.get(&k.name)).is_some_and(|dv| {
+                    fresh.variables.get(&k.name).is_some_and(|ov| {
+                        let want = if ov.method == CompareMethod::Digest {
+                            &dv.digest_fingerprint
+                        } else {
+                            &dv.fingerprint
+                        };
+                        ov.fingerprint.as_ref() == Some(want)
+                    })
+                });
+            !settled
+        });
+    }
+
     /// Folds one observation into the observed state (and the store), or notes its failure.
     fn absorb(
         &mut self,
@@ -190,6 +213,7 @@ impl Reconciler {
                 self.ledger_sync(&name, &fresh)?;
                 self.keep_baselines(&name, &fresh)?;
                 self.store.put_observed_env(&name, &fresh)?;
+                self.forget_settled_failures(&name, desired, &fresh);
                 self.observed.environments.insert(name.clone(), fresh);
                 for intent in journal::pending(&self.store)?
                     .into_iter()

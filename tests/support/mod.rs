@@ -6,6 +6,7 @@ pub mod checks;
 pub mod dnsmasq;
 pub mod harness;
 pub mod postgres;
+pub mod proxy;
 pub mod sink;
 pub mod spec_check;
 pub mod tls;

@@ -63,6 +63,22 @@ struct ProjectIds {
     services: BTreeMap<String, String>,
 }
 
+/// A Railway id from an answer: a UUID, or the answer is garbage.
+fn uuid_of(v: &Value, what: &str) -> Result<String, ProviderError> {
+    v.as_str()
+        .filter(|s| is_uuid(s))
+        .map(String::from)
+        .ok_or_else(|| ProviderError::Garbage {
+            platform: P,
+            detail: format!("{what} whose id is not a Railway id ({})", excerpt_of(v)),
+        })
+}
+
+fn excerpt_of(v: &Value) -> String {
+    let s = v.to_string();
+    s.chars().take(40).collect()
+}
+
 fn is_uuid(s: &str) -> bool {
     s.len() == 36
         && s.chars().enumerate().all(|(i, c)| {
@@ -181,7 +197,7 @@ impl Railway {
                         .as_str()
                         .is_some_and(|n| n.eq_ignore_ascii_case(name_or_id))
                 }) {
-                    break n["node"]["id"].as_str().unwrap_or_default().to_string();
+                    break uuid_of(&n["node"]["id"], "a project")?;
                 }
                 if conn["pageInfo"]["hasNextPage"].as_bool() != Some(true) {
                     return Err(ProviderError::NotFound {
@@ -197,23 +213,36 @@ impl Railway {
         let data = self
             .gql(Q_PROJECT, json!({"id": id}), vec![], false)
             .await?;
-        let names = |conn: &Value| -> BTreeMap<String, String> {
-            conn["edges"]
+        // The layout is cached for the daemon's life: an answer missing a part, or with ids
+        // that are not Railway's, is refused rather than remembered.
+        let names = |conn: &Value, what: &str| -> Result<BTreeMap<String, String>, ProviderError> {
+            let garbage = |detail: String| ProviderError::Garbage {
+                platform: P,
+                detail,
+            };
+            let edges = conn["edges"]
                 .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|e| {
-                    Some((
-                        e["node"]["name"].as_str()?.to_string(),
-                        e["node"]["id"].as_str()?.to_string(),
-                    ))
+                .ok_or_else(|| garbage(format!("a project without its {what}s")))?;
+            edges
+                .iter()
+                .map(|e| {
+                    let name = e["node"]["name"]
+                        .as_str()
+                        .ok_or_else(|| garbage(format!("a {what} without a name")))?;
+                    Ok((name.to_string(), uuid_of(&e["node"]["id"], what)?))
                 })
                 .collect()
         };
+        if data["project"]["id"].as_str() != Some(id.as_str()) {
+            return Err(ProviderError::Garbage {
+                platform: P,
+                detail: format!("an answer for another project than {id}"),
+            });
+        }
         let p = Arc::new(ProjectIds {
+            environments: names(&data["project"]["environments"], "environment")?,
+            services: names(&data["project"]["services"], "service")?,
             id,
-            environments: names(&data["project"]["environments"]),
-            services: names(&data["project"]["services"]),
         });
         self.cache
             .lock()
@@ -222,8 +251,25 @@ impl Railway {
         Ok(p)
     }
 
-    /// Resolves a target's names (or ids) to ids; cached per project.
+    /// Forgets a project's cached layout: the next call looks it up again (after a call made
+    /// with it failed, or named something the cached layout lacks).
+    pub fn forget(&self, project: &str) {
+        self.cache.lock().expect("cache").remove(project);
+    }
+
+    /// Resolves a target's names (or ids) to ids; cached per project, and looked up again
+    /// once when the cached layout lacks the environment or service (created since).
     pub async fn resolve(&self, t: &RailwayTarget) -> Result<Ids, ProviderError> {
+        match self.resolve_once(t).await {
+            Err(ProviderError::NotFound { .. }) => {
+                self.forget(&t.project);
+                self.resolve_once(t).await
+            }
+            other => other,
+        }
+    }
+
+    async fn resolve_once(&self, t: &RailwayTarget) -> Result<Ids, ProviderError> {
         let p = self.project_ids(&t.project).await?;
         let find = |map: &BTreeMap<String, String>,
                     want: &str,

@@ -232,7 +232,14 @@ impl Provider for Railway {
                 .railway
                 .as_ref()
                 .ok_or_else(|| crate::provider::no_target(P, env))?;
-            self.observe_env(t, &ctx).await
+            let observed = self.observe_env(t, &ctx).await;
+            if observed
+                .as_ref()
+                .is_err_and(ProviderError::may_be_stale_ids)
+            {
+                self.forget(&t.project);
+            }
+            observed
         })
     }
     fn apply<'a>(

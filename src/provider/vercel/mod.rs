@@ -82,6 +82,11 @@ impl Vercel {
         }
     }
 
+    /// Forgets a project's cached id: the next call looks it up again.
+    pub fn forget(&self, project: &str) {
+        self.projects.lock().expect("cache").remove(project);
+    }
+
     /// The project's id and name (cached).
     pub async fn project(&self, name_or_id: &str) -> Result<(String, String), ProviderError> {
         if let Some(p) = self.projects.lock().expect("cache").get(name_or_id) {
@@ -91,14 +96,30 @@ impl Vercel {
             .http
             .call(Call::get(format!("/v9/projects/{name_or_id}")))
             .await?;
+        // Cached for the daemon's life: an answer for another project, or with an id that is
+        // not Vercel's, is refused rather than remembered.
+        let garbage = |detail: String| ProviderError::Garbage {
+            platform: P,
+            detail,
+        };
         let id = r.body["id"]
             .as_str()
-            .ok_or_else(|| ProviderError::Garbage {
-                platform: P,
-                detail: "a project without id".into(),
+            .filter(|id| id.starts_with("prj_"))
+            .ok_or_else(|| {
+                garbage(format!(
+                    "a project {name_or_id} without a Vercel project id"
+                ))
             })?
             .to_string();
-        let name = r.body["name"].as_str().unwrap_or(name_or_id).to_string();
+        let name = r.body["name"]
+            .as_str()
+            .ok_or_else(|| garbage(format!("a project {name_or_id} without a name")))?
+            .to_string();
+        if id != name_or_id && !name.eq_ignore_ascii_case(name_or_id) {
+            return Err(garbage(format!(
+                "an answer for project {name} when {name_or_id} was asked for"
+            )));
+        }
         self.projects
             .lock()
             .expect("cache")
