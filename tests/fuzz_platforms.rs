@@ -170,6 +170,19 @@ async fn each_kind_of_damage_is_a_classified_error() {
         .into_iter()
         .map(|p| (p, vec![tether::provider::Rate::per_second(10_000)]))
         .collect();
+    let fresh = || {
+        tether::daemon::simulated_providers_at(
+            addr,
+            &SimTokens::default(),
+            &rates,
+            tether::retry::Policy {
+                initial: Duration::from_millis(1),
+                max_interval: Duration::from_millis(2),
+                multiplier: 2.0,
+                max_attempts: 2,
+            },
+        )
+    };
     let desired = World::vocilia_desired();
     let fp = tether::secret::Fingerprinter::from_seed(b"fuzz");
     let none = BTreeMap::new();
@@ -199,17 +212,7 @@ async fn each_kind_of_damage_is_a_classified_error() {
         let env = &desired.environments[env];
         for (damage, class) in &cases {
             // A fresh client each time: no ids cached from an earlier, whole answer.
-            let providers = tether::daemon::simulated_providers_at(
-                addr,
-                &SimTokens::default(),
-                &rates,
-                tether::retry::Policy {
-                    initial: Duration::from_millis(1),
-                    max_interval: Duration::from_millis(2),
-                    multiplier: 2.0,
-                    max_attempts: 2,
-                },
-            );
+            let providers = fresh();
             let provider = providers.get(env.spec.platform).unwrap();
             proxy.script(vec![damage.clone()]);
             let got = tokio::time::timeout(Duration::from_secs(60), provider.observe(env, ctx()))
@@ -225,10 +228,88 @@ async fn each_kind_of_damage_is_a_classified_error() {
                 (Err(e), None) => assert!(!e.to_string().is_empty()),
                 (Ok(_), None) => {}
             }
+            // The same client, with whole answers again, sees what a fresh one sees: nothing
+            // learnt from the damaged answer (ids, a project's layout) stays cached.
+            proxy.script(vec![]);
+            let again = provider.observe(env, ctx()).await;
+            let reference = fresh()
+                .get(env.spec.platform)
+                .unwrap()
+                .observe(env, ctx())
+                .await;
+            let plain = |o: tether::observed::ObservedEnv| tether::observed::ObservedEnv {
+                observed_at: None,
+                ..o
+            };
+            assert_eq!(
+                again.map(plain).map_err(|e| e.to_string()),
+                reference.map(plain).map_err(|e| e.to_string()),
+                "{}: after {damage:?}",
+                env.meta.name
+            );
+            proxy.script(vec![damage.clone()]);
             if *damage == Damage::Huge(20) {
                 let e = provider.observe(env, ctx()).await.unwrap_err();
                 assert!(e.to_string().contains("larger than 16 MiB"), "{e}");
             }
         }
     }
+}
+
+/// A write the platform applied but whose answer was lost (an HTML page from a proxy) is Ready
+/// once an observation shows the platform holds the value. (Found by the fuzzing above: the
+/// write's error kept the variable Reconciling for good.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_whose_answer_was_lost_is_ready_once_seen() {
+    let mut w = World::new(SimConfig::default()).await;
+    w.converge().await;
+    let (addr, proxy) = proxy::start(w.sim.addr).await;
+    let rates: BTreeMap<_, _> = tether::manifest::Platform::ALL
+        .into_iter()
+        .map(|p| (p, vec![tether::provider::Rate::per_second(10_000)]))
+        .collect();
+    w.providers = tether::daemon::simulated_providers_at(
+        addr,
+        &SimTokens::default(),
+        &rates,
+        tether::retry::Policy {
+            initial: Duration::from_millis(1),
+            max_interval: Duration::from_millis(2),
+            multiplier: 2.0,
+            max_attempts: 1,
+        },
+    );
+    w.rec_options(|_| {});
+    *proxy.writes_only.lock().unwrap() = true;
+    proxy.script(vec![Damage::Html(200)]);
+    w.edit(
+        "backend/variables.yaml",
+        "LOG_LEVEL: info",
+        "LOG_LEVEL: debug",
+    );
+    let all = w.all(false);
+    w.rec.pass(&all).await.unwrap();
+    assert!(
+        !proxy.log.lock().unwrap().is_empty(),
+        "the write's answer was damaged"
+    );
+    let (_, envs) = w.rec.write_status().unwrap();
+    let state = |envs: &[std::sync::Arc<tether::status::EnvStatus>]| {
+        envs.iter()
+            .find(|e| e.environment == "prod-backend")
+            .unwrap()
+            .resources
+            .iter()
+            .find(|r| r.name == "LOG_LEVEL")
+            .unwrap()
+            .state
+    };
+    assert_ne!(state(&envs), tether::status::State::Ready);
+    proxy.script(vec![]);
+    w.sim.clear_requests();
+    let all = w.all(true);
+    let r = w.rec.pass(&all).await.unwrap();
+    assert_eq!(r.writes, 0, "the value is there: nothing to write again");
+    let (_, envs) = w.rec.write_status().unwrap();
+    assert_eq!(state(&envs), tether::status::State::Ready);
 }

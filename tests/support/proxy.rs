@@ -38,6 +38,8 @@ pub struct Proxy {
     pub damages: Arc<Mutex<Vec<Damage>>>,
     pub seen: Arc<Mutex<usize>>,
     pub log: Arc<Mutex<Vec<String>>>,
+    /// Damage only the answers to writes (methods other than GET; GraphQL mutations).
+    pub writes_only: Arc<Mutex<bool>>,
     target: Arc<Mutex<Option<SocketAddr>>>,
 }
 
@@ -209,6 +211,16 @@ async fn forward(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let write = method != Method::GET
+        && !(uri.path().ends_with("/graphql/v2")
+            && serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|b| {
+                    b["query"]
+                        .as_str()
+                        .map(|q| !q.trim_start().starts_with("mutation"))
+                })
+                .unwrap_or(false));
     let target = p.target.lock().unwrap().expect("a target");
     let url = format!(
         "http://{target}{}",
@@ -228,7 +240,9 @@ async fn forward(
     let status = resp.status();
     let rh = resp.headers().clone();
     let body = resp.bytes().await.unwrap_or_default();
-    let d = {
+    let d = if !write && *p.writes_only.lock().unwrap() {
+        Damage::None
+    } else {
         let mut seen = p.seen.lock().unwrap();
         let damages = p.damages.lock().unwrap();
         let d = if damages.is_empty() {
