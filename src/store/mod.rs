@@ -29,6 +29,26 @@ pub enum StoreError {
 
 /// Names of the trees.
 pub mod trees {
+    /// Every tree, for tools that walk them all (fuzzing).
+    pub const ALL: [&str; 17] = [
+        OBSERVED,
+        INVENTORY,
+        ADOPTED,
+        META,
+        JOURNAL,
+        LEDGER,
+        HOLDS,
+        CERTS,
+        WRITES,
+        DRIFT,
+        SAMPLES,
+        BACKUPS,
+        EVENTS,
+        OUTBOX,
+        INCIDENTS,
+        ALERT_SEEN,
+        ALERT_EVENTS,
+    ];
     pub const OBSERVED: &str = "observed";
     pub const INVENTORY: &str = "inventory";
     /// When tether adopted an object it found on the platform (object key → time).
@@ -123,6 +143,28 @@ impl Store {
                 .map(Some)
                 .map_err(|e| self.decode(tree, key, e)),
         }
+    }
+
+    /// The stored bytes of every record of a tree, by key: for fuzzing the readers with
+    /// damaged records (tests), not for tether's own use.
+    #[doc(hidden)]
+    pub fn raw_records(&self, tree: &'static str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.tree(tree)?
+            .iter()
+            .map(|item| {
+                let (k, v) = item.map_err(|e| classify(&self.path, e))?;
+                Ok((String::from_utf8_lossy(&k).into_owned(), v.to_vec()))
+            })
+            .collect()
+    }
+
+    /// Stores bytes as they are under a key: see [`Self::raw_records`].
+    #[doc(hidden)]
+    pub fn raw_put(&self, tree: &'static str, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.tree(tree)?
+            .insert(key.as_bytes(), bytes)
+            .map_err(|e| classify(&self.path, e))?;
+        Ok(())
     }
 
     /// Writes one JSON record.
