@@ -18,6 +18,9 @@ pub enum Platforms {
     Simulated(Box<SimConfig>, BTreeMap<Platform, Vec<Rate>>),
     /// Clients made by the caller (benchmarks and tests embedding the daemon).
     Given(Providers),
+    /// Clients made by the caller, pointed at a simulator it runs and keeps across daemon
+    /// restarts (the soak); monitors check the simulator's stand-ins for the apps.
+    Running(Providers, SimHandle),
 }
 
 impl Platforms {
@@ -33,6 +36,7 @@ impl Platforms {
                 Ok((cfg.providers(), None))
             }
             Platforms::Given(p) => Ok((p, None)),
+            Platforms::Running(p, sim) => Ok((p, Some(sim))),
             Platforms::Simulated(config, rates) => {
                 let tokens = config.tokens.clone();
                 let addr = "127.0.0.1:0".parse().expect("loopback address");

@@ -299,6 +299,11 @@ impl SimHandle {
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared().requests.clone()
     }
+    /// Every API request since the last take, oldest first, and the log emptied (in one step,
+    /// so none is missed).
+    pub fn take_requests(&self) -> Vec<RecordedRequest> {
+        std::mem::take(&mut self.shared().requests)
+    }
     pub fn clear_requests(&self) {
         self.shared().requests.clear();
     }
