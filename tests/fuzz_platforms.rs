@@ -26,6 +26,22 @@ fn cases() -> u32 {
         .unwrap_or(12)
 }
 
+/// Clients of all three platforms through the proxy at `addr`: no rate limit to speak of,
+/// quick retries, `attempts` in all per call.
+fn clients(addr: std::net::SocketAddr, attempts: u32) -> tether::provider::Providers {
+    let rates: BTreeMap<_, _> = tether::manifest::Platform::ALL
+        .into_iter()
+        .map(|p| (p, vec![tether::provider::Rate::per_second(10_000)]))
+        .collect();
+    let retry = tether::retry::Policy {
+        initial: Duration::from_millis(1),
+        max_interval: Duration::from_millis(20),
+        multiplier: 2.0,
+        max_attempts: attempts,
+    };
+    tether::daemon::simulated_providers_at(addr, &SimTokens::default(), &rates, retry)
+}
+
 fn damage() -> impl Strategy<Value = Damage> {
     prop_oneof![
         12 => Just(Damage::None),
@@ -72,18 +88,7 @@ fn damaged_answers_never_delete_what_the_manifests_keep() {
             .to_string();
         w.edit("backend/variables.yaml", &format!("{line}\n"), "");
         let (addr, proxy) = proxy::start(w.sim.addr).await;
-        let rates: BTreeMap<_, _> = tether::manifest::Platform::ALL
-            .into_iter()
-            .map(|p| (p, vec![tether::provider::Rate::per_second(10_000)]))
-            .collect();
-        let retry = tether::retry::Policy {
-            initial: Duration::from_millis(5),
-            max_interval: Duration::from_millis(20),
-            multiplier: 2.0,
-            max_attempts: 4,
-        };
-        w.providers =
-            tether::daemon::simulated_providers_at(addr, &SimTokens::default(), &rates, retry);
+        w.providers = clients(addr, 4);
         w.rec_options(|_| {});
         (w, proxy)
     });
@@ -166,23 +171,7 @@ fn damaged_answers_never_delete_what_the_manifests_keep() {
 async fn each_kind_of_damage_is_a_classified_error() {
     let w = World::new(SimConfig::default()).await;
     let (addr, proxy) = proxy::start(w.sim.addr).await;
-    let rates: BTreeMap<_, _> = tether::manifest::Platform::ALL
-        .into_iter()
-        .map(|p| (p, vec![tether::provider::Rate::per_second(10_000)]))
-        .collect();
-    let fresh = || {
-        tether::daemon::simulated_providers_at(
-            addr,
-            &SimTokens::default(),
-            &rates,
-            tether::retry::Policy {
-                initial: Duration::from_millis(1),
-                max_interval: Duration::from_millis(2),
-                multiplier: 2.0,
-                max_attempts: 2,
-            },
-        )
-    };
+    let fresh = || clients(addr, 2);
     let desired = World::vocilia_desired();
     let fp = tether::secret::Fingerprinter::from_seed(b"fuzz");
     let none = BTreeMap::new();
@@ -264,21 +253,7 @@ async fn a_write_whose_answer_was_lost_is_ready_once_seen() {
     let mut w = World::new(SimConfig::default()).await;
     w.converge().await;
     let (addr, proxy) = proxy::start(w.sim.addr).await;
-    let rates: BTreeMap<_, _> = tether::manifest::Platform::ALL
-        .into_iter()
-        .map(|p| (p, vec![tether::provider::Rate::per_second(10_000)]))
-        .collect();
-    w.providers = tether::daemon::simulated_providers_at(
-        addr,
-        &SimTokens::default(),
-        &rates,
-        tether::retry::Policy {
-            initial: Duration::from_millis(1),
-            max_interval: Duration::from_millis(2),
-            multiplier: 2.0,
-            max_attempts: 1,
-        },
-    );
+    w.providers = clients(addr, 1);
     w.rec_options(|_| {});
     *proxy.writes_only.lock().unwrap() = true;
     proxy.script(vec![Damage::Html(200)]);

@@ -50,24 +50,19 @@ async fn converge_once(faults: Faults) -> (Duration, SimHandle) {
     let providers = simulated_providers(&sim, &tokens, &rates, tether::retry::Policy::REQUEST);
     let store = Store::open(&tmp.path().join("state")).unwrap();
     let cfg = DaemonConfig {
-        manifests,
-        state_dir: tmp.path().join("state"),
-        opts: Options {
-            status_dir: Some(tmp.path().join("status")),
-            redeploy_quiet: Duration::ZERO,
-            ..Options::default()
-        },
         keyring: Some(keyring),
         key_source: "t".into(),
         once: true,
         once_timeout: Duration::from_secs(1800),
-        backup_check: Duration::from_secs(3600),
-        selector: Default::default(),
-        monitors: false,
-        listen: None,
-        debounce: Duration::from_millis(100),
-        control: Default::default(),
-        alerts: Default::default(),
+        ..DaemonConfig::embedded(
+            manifests,
+            tmp.path().join("state"),
+            Options {
+                status_dir: Some(tmp.path().join("status")),
+                redeploy_quiet: Duration::ZERO,
+                ..Options::default()
+            },
+        )
     };
     let started = Instant::now();
     let exit = tether::daemon::run(cfg, store, Platforms::Given(providers))

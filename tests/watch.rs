@@ -321,23 +321,15 @@ async fn a_save_during_a_pass_is_applied_when_the_pass_ends() {
     );
     let status = tmp.path().join("status");
     let cfg = DaemonConfig {
-        manifests: dir.clone(),
-        state_dir: tmp.path().join("state"),
-        opts: tether::reconcile::Options {
-            status_dir: Some(status.clone()),
-            ..Default::default()
-        },
-        keyring: None,
-        key_source: "none".into(),
-        once: false,
-        once_timeout: Duration::from_secs(60),
         debounce: Duration::from_millis(50),
-        control: Default::default(),
-        alerts: Default::default(),
-        backup_check: Duration::from_secs(3600),
-        selector: Default::default(),
-        monitors: false,
-        listen: None,
+        ..DaemonConfig::embedded(
+            dir.clone(),
+            tmp.path().join("state"),
+            tether::reconcile::Options {
+                status_dir: Some(status.clone()),
+                ..Default::default()
+            },
+        )
     };
     let daemon = tokio::spawn(tether::daemon::run(cfg, store, Platforms::Given(providers)));
     let wrote = |value: &str| {

@@ -93,6 +93,30 @@ pub struct DaemonConfig {
     pub alerts: AlertConfig,
 }
 
+impl DaemonConfig {
+    /// A daemon embedded in a program (a benchmark, the soak, a test): the manifests, the state
+    /// directory and the reconciler's options; no key, no monitors, no listener, backups checked
+    /// hourly, a 100 ms debounce, running until stopped. Set the rest as needed.
+    pub fn embedded(manifests: PathBuf, state_dir: PathBuf, opts: Options) -> DaemonConfig {
+        DaemonConfig {
+            manifests,
+            state_dir,
+            opts,
+            keyring: None,
+            key_source: "none".into(),
+            once: false,
+            once_timeout: Duration::from_secs(600),
+            backup_check: Duration::from_secs(3600),
+            selector: Default::default(),
+            monitors: false,
+            listen: None,
+            debounce: Duration::from_millis(100),
+            control: Default::default(),
+            alerts: Default::default(),
+        }
+    }
+}
+
 /// The fingerprint key: from the identity, else a random key kept in the store.
 pub fn fingerprinter(
     keyring: Option<&Keyring>,

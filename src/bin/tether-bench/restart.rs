@@ -39,22 +39,7 @@ pub(crate) async fn run_restart(
     let sim = RemoteSim::connect(sim);
     // Restart with a warm cache, then edits, through the daemon itself.
     sim.clear_requests().await;
-    let cfg = DaemonConfig {
-        manifests: manifests.clone(),
-        state_dir: dir.join("state"),
-        opts: opts.clone(),
-        keyring: None,
-        key_source: "none".into(),
-        once: false,
-        once_timeout: Duration::from_secs(600),
-        debounce: Duration::from_millis(100),
-        control: Default::default(),
-        alerts: Default::default(),
-        backup_check: Duration::from_secs(3600),
-        selector: Default::default(),
-        monitors: false,
-        listen: None,
-    };
+    let cfg = DaemonConfig::embedded(manifests.clone(), dir.join("state"), opts.clone());
     let index = dir.join("status/index.json");
     let _ = std::fs::remove_file(&index);
     let t2 = Instant::now();

@@ -102,6 +102,25 @@ fn open_fds() -> usize {
 
 static PANICS: AtomicUsize = AtomicUsize::new(0);
 
+/// One run of the daemon, in its own runtime.
+struct Incarnation {
+    rt: tokio::runtime::Runtime,
+    task: tokio::task::JoinHandle<Result<tether::daemon::Exit, tether::daemon::DaemonError>>,
+}
+
+impl Incarnation {
+    /// Stops it at once, mid-whatever, as a crash or a kill does (a panic it had is counted by
+    /// the hook already).
+    fn crash(self) -> bool {
+        let stopped = self.task.is_finished();
+        if stopped {
+            eprintln!("tether-soak: the daemon had stopped on its own");
+        }
+        self.rt.shutdown_background();
+        stopped
+    }
+}
+
 /// Counts, per place and edited value, the writes of it the simulator answered 2xx (more than
 /// one is a duplicate), then empties the simulator's log.
 fn tally(
@@ -193,27 +212,32 @@ async fn soak(args: &Args) -> bool {
         ..Options::default()
     };
     let cfg = || DaemonConfig {
-        manifests: manifests.clone(),
-        state_dir: tmp.join("state"),
-        opts: opts.clone(),
         keyring: Some(keyring()),
         key_source: "soak".into(),
-        once: false,
-        once_timeout: Duration::from_secs(600),
-        debounce: Duration::from_millis(100),
-        control: Default::default(),
-        alerts: Default::default(),
-        backup_check: Duration::from_secs(3600),
-        selector: Default::default(),
         monitors: true,
-        listen: None,
+        ..DaemonConfig::embedded(manifests.clone(), tmp.join("state"), opts.clone())
     };
+    // Each run of the daemon has a runtime of its own, shut down to stop it: every task it
+    // spawned (watcher, monitors, control, alerts) goes with it, as with a process that dies.
+    // Its clients are its own too (their connections belong to its runtime).
     let start = || {
-        tokio::spawn(tether::daemon::run(
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let clients = tether::daemon::simulated_providers(
+            &sim,
+            &SimTokens::default(),
+            &rates,
+            tether::retry::Policy::REQUEST,
+        );
+        let task = rt.spawn(tether::daemon::run(
             cfg(),
             store.clone(),
-            Platforms::Running(providers.clone(), sim.clone()),
-        ))
+            Platforms::Running(clients, sim.clone()),
+        ));
+        Incarnation { rt, task }
     };
     let (rss0, fds0) = (rss_mib(), open_fds());
     eprintln!(
@@ -229,7 +253,7 @@ async fn soak(args: &Args) -> bool {
     let mut written: BTreeMap<(String, String), usize> = BTreeMap::new();
     let mut requests = 0usize;
     let mut last_value: BTreeMap<usize, String> = BTreeMap::new();
-    let (mut edits, mut restarts, mut rss_max) = (0usize, 0usize, rss0);
+    let (mut edits, mut restarts, mut stopped, mut rss_max) = (0usize, 0usize, 0usize, rss0);
     let mut next_restart = Duration::from_secs(args.restart_every);
     let mut next_report = Duration::from_secs(10);
     while t0.elapsed() < Duration::from_secs(args.seconds) {
@@ -252,12 +276,7 @@ async fn soak(args: &Args) -> bool {
         last_value.insert(which, value);
         edits += 1;
         if args.restart_every > 0 && t0.elapsed() >= next_restart {
-            daemon.abort();
-            if let Err(e) = (&mut daemon).await
-                && e.is_panic()
-            {
-                eprintln!("tether-soak: the daemon panicked");
-            }
+            stopped += usize::from(daemon.crash());
             daemon = start();
             restarts += 1;
             next_restart += Duration::from_secs(args.restart_every);
@@ -288,8 +307,7 @@ async fn soak(args: &Args) -> bool {
             break done;
         }
     };
-    daemon.abort();
-    let _ = daemon.await;
+    stopped += usize::from(daemon.crash());
     // A fresh reconciler on the same store, observing everything: anything it would still
     // write is a change the daemon lost.
     let mut rec = Reconciler::new(store.clone(), providers.clone(), fp.clone(), opts.clone())
@@ -319,7 +337,7 @@ async fn soak(args: &Args) -> bool {
     let report = serde_json::json!({
         "seconds": args.seconds, "faultRate": args.fault_rate, "edits": edits,
         "restarts": restarts, "converged": converged, "writesLost": lost,
-        "duplicates": duplicates, "panics": panics,
+        "duplicates": duplicates, "panics": panics, "stoppedOnItsOwn": stopped,
         "rssStartMiB": (rss0 * 10.0).round() / 10.0, "rssMaxMiB": (rss_max * 10.0).round() / 10.0,
         "rssEndMiB": (rss1 * 10.0).round() / 10.0, "openFilesStart": fds0, "openFilesEnd": fds1,
         "requests": requests,
@@ -331,5 +349,5 @@ async fn soak(args: &Args) -> bool {
     drop(rec);
     drop(store);
     let _ = std::fs::remove_dir_all(&tmp);
-    !converged || lost > 0 || duplicates > 0 || panics > 0
+    !converged || lost > 0 || duplicates > 0 || panics > 0 || stopped > 0
 }
