@@ -94,6 +94,33 @@ fn daemon_with(
     (child, rx)
 }
 
+/// The daemon with the control API also on a loopback TCP port, behind `token` (in
+/// `ops-token`), converged: the child and the API's URL.
+async fn daemon_on_tcp(dir: &Path, sim: &SimHandle, token: &str) -> (Child, String) {
+    std::fs::write(dir.join("ops-token"), format!("{token}\n")).unwrap();
+    let (child, log) = daemon(
+        dir,
+        sim,
+        &[
+            "--control-listen",
+            "127.0.0.1:0",
+            "--control-token-file",
+            "ops-token",
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let url = loop {
+        let line = log
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("the daemon logs its control address");
+        if let Some(i) = line.find("control API on http://") {
+            break line[i + "control API on ".len()..].trim().to_string();
+        }
+    };
+    converged(dir).await;
+    (child, url)
+}
+
 /// Waits (bounded) until the status says every resource is Ready.
 async fn converged(dir: &Path) {
     for _ in 0..300 {
@@ -356,27 +383,7 @@ async fn tcp_needs_the_token() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     copy_dir(&root().join("examples/vocilia"), &dir.join("m"));
-    std::fs::write(dir.join("ops-token"), "a-token-of-32-characters-or-so!!\n").unwrap();
-    let (child, log) = daemon(
-        dir,
-        &sim,
-        &[
-            "--control-listen",
-            "127.0.0.1:0",
-            "--control-token-file",
-            "ops-token",
-        ],
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let url = loop {
-        let line = log
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("the daemon logs its control address");
-        if let Some(i) = line.find("control API on http://") {
-            break line[i + "control API on ".len()..].trim().to_string();
-        }
-    };
-    converged(dir).await;
+    let (child, url) = daemon_on_tcp(dir, &sim, "a-token-of-32-characters-or-so!!").await;
     let c = reqwest::Client::new();
     let suspend = format!("{url}/api/v1/environments/prod-backend/suspend");
     let r = c.post(&suspend).send().await.unwrap();
@@ -679,29 +686,8 @@ async fn every_control_endpoint_survives_generated_requests() {
     let dir = tmp.path();
     copy_dir(&root().join("examples/vocilia"), &dir.join("m"));
     let token = "a-token-of-32-characters-or-so!!";
-    std::fs::write(dir.join("ops-token"), format!("{token}\n")).unwrap();
-    let (child, log) = daemon(
-        dir,
-        &sim,
-        &[
-            "--control-listen",
-            "127.0.0.1:0",
-            "--control-token-file",
-            "ops-token",
-        ],
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let addr = loop {
-        let line = log
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("the daemon logs its control address");
-        if let Some(i) = line.find("control API on http://") {
-            break line[i + "control API on http://".len()..]
-                .trim()
-                .to_string();
-        }
-    };
-    converged(dir).await;
+    let (child, url) = daemon_on_tcp(dir, &sim, token).await;
+    let addr = url.trim_start_matches("http://").to_string();
     let routes = [
         "/api/v1/reconcile",
         "/api/v1/environments/{}/suspend",

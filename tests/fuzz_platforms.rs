@@ -145,16 +145,7 @@ fn damaged_answers_never_delete_what_the_manifests_keep() {
                 w.sim.advance(Duration::from_millis(200));
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
-            let (_, envs) = w.rec.write_status().unwrap();
-            let stuck: Vec<String> = envs
-                .iter()
-                .flat_map(|e| {
-                    e.resources
-                        .iter()
-                        .filter(|r| r.state != tether::status::State::Ready)
-                        .map(move |r| format!("{}/{}: {:?}", e.environment, r.name, r.conditions.last().map(|c| &c.message)))
-                })
-                .collect();
+            let stuck = w.stuck();
             Err(TestCaseError::fail(format!(
                 "not converged with whole answers ({last:?}): {stuck:#?}\nafter the damaged answers {damaged:#?}"
             )))

@@ -203,9 +203,14 @@ impl World {
             self.sim.advance(Duration::from_millis(200));
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        let (index, envs) = self.rec.write_status().unwrap();
-        let stuck: Vec<String> = envs
-            .iter()
+        let (index, _) = self.rec.write_status().unwrap();
+        panic!("did not converge: {:?}\n{:#?}", index.summary, self.stuck());
+    }
+
+    /// Every resource not Ready, with its last condition's message.
+    pub fn stuck(&mut self) -> Vec<String> {
+        let (_, envs) = self.rec.write_status().unwrap();
+        envs.iter()
             .flat_map(|e| {
                 e.resources
                     .iter()
@@ -219,8 +224,7 @@ impl World {
                         )
                     })
             })
-            .collect();
-        panic!("did not converge: {:?}\n{stuck:#?}", index.summary);
+            .collect()
     }
 
     /// Reloads the manifests after editing them.
