@@ -248,6 +248,20 @@ mod tests {
 
     const A: &str = "age1y8qm2j6gn26ywccda9wdldvqyakaekrz4rqplguqey8uuylen9lq270nnz";
 
+    /// Found by fuzzing: a .tether.yaml that is not text was read as no rules at all.
+    #[test]
+    fn a_tether_yaml_that_is_not_text_is_an_error_not_no_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(Rules::load(dir.path()).is_ok(), "no file: no rules");
+        std::fs::write(dir.path().join(FILE), b"rules:\n  - path: \xff\xfe\n").unwrap();
+        let e = Rules::load(dir.path()).unwrap_err();
+        assert_eq!(
+            (e[0].line, e[0].message.as_str()),
+            (1, "is not UTF-8 text, so it cannot be YAML")
+        );
+        assert!(e[0].file.ends_with(FILE));
+    }
+
     #[test]
     fn first_match_wins_and_the_fallback_catches_the_rest() {
         let (_, b) = crate::secret::Keyring::generate();
