@@ -91,6 +91,12 @@ impl Loader {
         }))
     }
 
+    /// The next reload builds the desired state even if the content is unchanged (the last
+    /// one built was dropped unused).
+    pub fn forget_digest(&mut self) {
+        self.last_digest = None;
+    }
+
     /// What the last reload read and parsed.
     pub fn last_refresh(&self) -> manifest::cache::Refresh {
         self.last_refresh

@@ -144,12 +144,15 @@ pub async fn run(
     // Only the environments this daemon owns are decrypted, observed and written.
     loader.selector = cfg.selector.clone();
     let first = loader.reload().expect("the first load always runs");
+    // Borrowed, not cloned: a copy kept here would hold a second desired state for the
+    // daemon's whole life.
+    let no_manifests = DesiredState::default();
     let desired = match &first {
-        Ok(d) => d.clone(),
+        Ok(d) => d,
         Err(diags) if cfg.once => return Err(DaemonError::Invalid(diags.clone())),
-        Err(_) => DesiredState::default(),
+        Err(_) => &no_manifests,
     };
-    let (providers, simulator) = platforms.connect(&desired).await?;
+    let (providers, simulator) = platforms.connect(desired).await?;
     // Monitors check the apps' own URLs, or the simulator's stand-ins for them.
     let target: crate::monitor::TargetFn = match &simulator {
         Some(sim) => {
@@ -160,7 +163,7 @@ pub async fn run(
             reqwest::Url::parse(u).expect("monitor URLs are validated")
         }),
     };
-    let mut watchdog = crate::watchdog::Watchdog::new(store.clone(), &desired, target);
+    let mut watchdog = crate::watchdog::Watchdog::new(store.clone(), desired, target);
     let mut opts = cfg.opts.clone();
     if cfg.monitors {
         opts.health = Some(watchdog.health());
@@ -357,8 +360,7 @@ pub async fn run(
                         // Read a change while the pass runs, so it is in force the moment
                         // the pass ends.
                         Some(()) = changes.recv() => {
-                            pending = read_change(&mut changes, watch.as_mut(), &mut loader, &desired_tx)
-                                .or(pending);
+                            read_change(&mut changes, watch.as_mut(), &mut loader, &desired_tx, &mut pending);
                             if pending.is_some() {
                                 edits_waiting.send_replace(true);
                             }
@@ -460,7 +462,7 @@ pub async fn run(
                 return Ok(stopped(cfg.once));
             }
             Some(()) = changes.recv() => {
-                pending = read_change(&mut changes, watch.as_mut(), &mut loader, &desired_tx).or(pending);
+                read_change(&mut changes, watch.as_mut(), &mut loader, &desired_tx, &mut pending);
             }
             Some(req) = inbox.recv() => {
                 control.handle(req, &mut rec, &mut schedule, backup_orders.as_ref())?;
@@ -496,18 +498,24 @@ pub async fn run(
     }
 }
 
-/// After a burst of change events: the manifests read again, or `None` when their content
-/// is what was last read.
+/// Reads the manifests again after a change: `pending` becomes what was read, or stays as it
+/// was when nothing changed. A reading not yet in force is freed before the next is built (it
+/// is superseded, and two would be live at once); the loader then builds afresh even if the
+/// content is back to what that reading held.
 fn read_change(
     changes: &mut tokio::sync::mpsc::UnboundedReceiver<()>,
     watch: Option<&mut DirWatch>,
     loader: &mut Loader,
     in_force: &tokio::sync::watch::Sender<Option<std::sync::Arc<DesiredState>>>,
-) -> Option<Result<DesiredState, Diagnostics>> {
+    pending: &mut Option<Result<DesiredState, Diagnostics>>,
+) {
     let in_force = in_force.borrow().clone();
     while changes.try_recv().is_ok() {}
     if let Some(w) = watch {
         w.refresh();
+    }
+    if pending.take().is_some() {
+        loader.forget_digest();
     }
     let started = std::time::Instant::now();
     let loaded = loader.reload_after(in_force.as_deref());
@@ -517,7 +525,9 @@ fn read_change(
         "manifests read again in {:?}",
         started.elapsed()
     );
-    loaded
+    if loaded.is_some() {
+        *pending = loaded;
+    }
 }
 
 async fn shutdown_signal() {

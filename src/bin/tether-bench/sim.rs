@@ -103,7 +103,8 @@ impl RemoteSim {
     /// Every recorded request after the first `from`, each folded by `f` as it is read, a page
     /// at a time (so the harness never holds the whole log with its bodies).
     pub async fn fold_since<T>(&self, from: usize, f: impl Fn(&RecordedRequest) -> T) -> Vec<T> {
-        const PAGE: usize = 500;
+        // Small pages: a page of recorded requests with their bodies is parsed whole.
+        const PAGE: usize = 50;
         let mut out = Vec::new();
         loop {
             let page: Vec<RecordedRequest> = self
