@@ -147,10 +147,7 @@ fn monitors(n: usize, interval: u64, addr: std::net::SocketAddr) -> Vec<Resource
                     annotations: Default::default(),
                 },
                 spec,
-                source: Source {
-                    file: "bench.yaml".into(),
-                    line: 1,
-                },
+                source: Source::new("bench.yaml", 1),
             }
         })
         .collect()

@@ -67,10 +67,7 @@ fn desired(spec: BackupPolicySpec, url: &str) -> DesiredState {
                 annotations: Default::default(),
             },
             spec,
-            source: Source {
-                file: "database/backup.yaml".into(),
-                line: 1,
-            },
+            source: Source::new("database/backup.yaml", 1),
         },
     );
     d.backup_urls
@@ -810,16 +807,13 @@ async fn s3_backups_verify_restore_and_leave_nothing_behind_on_failure() {
     let with_url = |url: String| {
         let mut d = desired(sp.clone(), "");
         d.backup_urls.clear();
-        d.variables.entry(ENV.into()).or_default().insert(
+        std::sync::Arc::make_mut(d.variables.entry(ENV.into()).or_default()).insert(
             "DATABASE_URL".into(),
             DesiredVar {
                 value: VarValue::Secret(SecretValue::new(url)),
-                fingerprint: Fingerprint("f".into()),
-                digest_fingerprint: Fingerprint("g".into()),
-                source: Source {
-                    file: "database/secrets.yaml".into(),
-                    line: 1,
-                },
+                fingerprint: Fingerprint::from_hex(&"f".repeat(64)).unwrap(),
+                digest_fingerprint: Fingerprint::from_hex(&"e".repeat(64)).unwrap(),
+                source: Source::new("database/secrets.yaml", 1),
             },
         );
         d

@@ -215,6 +215,27 @@ fn a_reload_of_one_file_re_reads_one_file() {
         d.variables["prod-backend"]["LOG_LEVEL"].fingerprint,
         in_force.variables["prod-backend"]["LOG_LEVEL"].fingerprint
     );
+    // Every environment whose variables did not change shares its map with the state in force
+    // (one copy in memory, not two); the edited one has its own.
+    let mut shared = 0;
+    for (env, vars) in &d.variables {
+        let before = &in_force.variables[env];
+        assert_eq!(
+            std::sync::Arc::ptr_eq(vars, before),
+            vars == before,
+            "{env}: shared exactly when unchanged"
+        );
+        shared += usize::from(vars == before);
+    }
+    assert!(!std::sync::Arc::ptr_eq(
+        &d.variables["prod-backend"],
+        &in_force.variables["prod-backend"]
+    ));
+    assert!(
+        shared + 2 >= d.variables.len() && shared > 0,
+        "{shared} of {}",
+        d.variables.len()
+    );
 
     // The same file again within the same second: read again (its stamp is too recent to
     // trust), not parsed again when its bytes are the same.

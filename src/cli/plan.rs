@@ -166,7 +166,7 @@ fn assume_unchanged(
         let Some(obs) = observed.environments.get(env) else {
             continue;
         };
-        for (key, dv) in vars.iter_mut() {
+        for (key, dv) in std::sync::Arc::make_mut(vars).iter_mut() {
             let unknown = all
                 || desired
                     .secrets

@@ -1,6 +1,7 @@
 //! The validated desired state: every manifest, resolved and indexed by name.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -92,7 +93,7 @@ impl std::fmt::Display for Revision {
 pub struct DesiredState {
     pub environments: BTreeMap<String, Resource<EnvironmentSpec>>,
     /// Environment name → variable name → value.
-    pub variables: BTreeMap<String, BTreeMap<String, DesiredVar>>,
+    pub variables: BTreeMap<String, Arc<BTreeMap<String, DesiredVar>>>,
     pub requirements: BTreeMap<String, Resource<RequirementsSpec>>,
     /// Keyed by `metadata.name`.
     pub domains: BTreeMap<String, Resource<DomainSpec>>,

@@ -78,7 +78,7 @@ impl Doc {
             col: 1,
         });
         Diagnostic {
-            file: self.source.file.clone(),
+            file: self.source.file.to_path_buf(),
             line: pos.line,
             column: pos.col,
             path: path.to_string(),
@@ -283,9 +283,10 @@ pub fn parse_file(file: &ManifestFile, docs: &mut Vec<Doc>, errors: &mut Vec<Dia
             return;
         }
     };
+    let shared_path: Arc<std::path::Path> = file.path.as_path().into();
     for d in documents {
         let source = Source {
-            file: file.path.clone(),
+            file: shared_path.clone(),
             line: d.start.line.max(1),
         };
         let index = Arc::new(d.index);

@@ -2,6 +2,7 @@
 //! decryption of secrets, and assembly of the `DesiredState`.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use super::desired::{DesiredState, DesiredVar, Resource, VarValue};
 use super::diagnostic::Diagnostic;
@@ -81,7 +82,7 @@ pub fn build(
         };
 
     let (vars, var_docs) = collect_variables(docs, &st, &keys, &mut summary, &env_ref, &mut errs);
-    st.variables = vars;
+    st.variables = share_unchanged(vars, keys.previous);
     requirements(docs, &st, &var_docs, &mut errs);
 
     // Domains: references resolve, one environment per hostname.
@@ -346,6 +347,25 @@ fn collect_variables<'d>(
         }
     }
     (out, index)
+}
+
+/// Each environment's variables, as the state in force holds them when they are equal: the
+/// two states then share one map, so a reload after an edit to one file leaves one
+/// environment's worth of new variables live, not every environment's.
+fn share_unchanged(
+    vars: BTreeMap<String, BTreeMap<String, DesiredVar>>,
+    previous: Option<&DesiredState>,
+) -> BTreeMap<String, Arc<BTreeMap<String, DesiredVar>>> {
+    vars.into_iter()
+        .map(|(env, map)| {
+            let shared = previous
+                .and_then(|p| p.variables.get(&env))
+                .filter(|old| ***old == map)
+                .cloned()
+                .unwrap_or_else(|| Arc::new(map));
+            (env, shared)
+        })
+        .collect()
 }
 
 /// One Variables document's entries for one of its environments.

@@ -165,10 +165,7 @@ mod tests {
                 annotations: Default::default(),
             },
             spec,
-            source: Source {
-                file: "monitors.yaml".into(),
-                line: 1,
-            },
+            source: Source::new("monitors.yaml", 1),
         }
     }
 

@@ -180,7 +180,7 @@ fn variables(
     let name = env.name();
     let platform = env.spec.platform;
     let wanted = desired.variables.get(name);
-    for (key, dv) in wanted.into_iter().flatten() {
+    for (key, dv) in wanted.into_iter().flat_map(|m| m.iter()) {
         let secret = dv.value.is_secret();
         let platform_type = env
             .spec

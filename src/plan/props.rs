@@ -197,7 +197,7 @@ fn desired_of(envs: &[GenEnv]) -> DesiredState {
     )
     .unwrap_or_else(|e| panic!("the generated manifests are valid:\n{e}"));
     for vars in d.variables.values_mut() {
-        for dv in vars.values_mut() {
+        for dv in std::sync::Arc::make_mut(vars).values_mut() {
             if dv.value.expose().starts_with(CANARY) {
                 dv.value = VarValue::Secret(SecretValue::new(dv.value.expose().to_string()));
             }

@@ -280,7 +280,12 @@ impl Reconciler {
             return Ok(());
         }
         let mut seen = Vec::new();
-        for (key, dv) in desired.variables.get(env).into_iter().flatten() {
+        for (key, dv) in desired
+            .variables
+            .get(env)
+            .into_iter()
+            .flat_map(|m| m.iter())
+        {
             let want = |v: &ObservedVar| match v.method {
                 CompareMethod::Digest => &dv.digest_fingerprint,
                 _ => &dv.fingerprint,

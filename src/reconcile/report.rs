@@ -75,7 +75,12 @@ pub(super) fn build_env(
             }
         };
 
-        for (key, dv) in desired.variables.get(name).into_iter().flatten() {
+        for (key, dv) in desired
+            .variables
+            .get(name)
+            .into_iter()
+            .flat_map(|m| m.iter())
+        {
             let okey = ObjectKey::new(name, ObjectKind::Variable, key);
             let ov = obs.variables.get(key);
             let want = |v: &ObservedVar| {
@@ -107,7 +112,7 @@ pub(super) fn build_env(
                 ),
             };
             let mut rs = resource(r, &okey, state, &reason, &message, synced);
-            rs.desired_digest = Some(format!("hmac-sha256:{}", short(&dv.fingerprint.0)));
+            rs.desired_digest = Some(format!("hmac-sha256:{}", short(&dv.fingerprint.hex())));
             rs.compare_method = ov.map(|v| v.method);
             rs.observed_id = ov.and_then(|v| v.id.clone());
             resources.push(rs);

@@ -90,14 +90,51 @@ impl Serialize for SecretValue {
     }
 }
 
-/// A keyed fingerprint of a value: HMAC-SHA256, hex. Safe to store and print.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Fingerprint(pub String);
+/// A keyed fingerprint of a value: HMAC-SHA256. Safe to store and print. Kept as its 32 bytes
+/// (a daemon holds one or two per variable); written and read as 64 lower-case hex characters.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Fingerprint([u8; 32]);
+
+impl Fingerprint {
+    /// The 64 lower-case hex characters (ordered as the bytes are).
+    pub fn hex(&self) -> String {
+        lower_hex(&self.0)
+    }
+
+    /// From 64 hex characters; None for anything else.
+    pub fn from_hex(s: &str) -> Option<Fingerprint> {
+        let mut b = [0u8; 32];
+        (s.len() == 64).then_some(())?;
+        hex::decode_to_slice(s, &mut b).ok()?;
+        Some(Fingerprint(b))
+    }
+}
 
 impl fmt::Display for Fingerprint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "hmac:{}", &self.0[..self.0.len().min(12)])
+        write!(f, "hmac:{}", &self.hex()[..12])
+    }
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Fingerprint({})", self.hex())
+    }
+}
+
+impl Serialize for Fingerprint {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut out = [0u8; 64];
+        hex::encode_to_slice(self.0, &mut out).expect("twice the length");
+        s.serialize_str(std::str::from_utf8(&out).expect("hex is ASCII"))
+    }
+}
+
+impl<'de> Deserialize<'de> for Fingerprint {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        Fingerprint::from_hex(&s)
+            .ok_or_else(|| serde::de::Error::custom("a fingerprint is 64 hexadecimal characters"))
     }
 }
 
@@ -130,12 +167,12 @@ impl Fingerprinter {
         let mut mac = self.keyed.clone();
         mac.update(domain);
         mac.update(data);
-        Fingerprint(lower_hex(&mac.finalize().into_bytes()))
+        Fingerprint(mac.finalize().into_bytes().into())
     }
 
     /// A short id of the key (not the key): tells whether cached fingerprints were made with it.
     pub fn key_id(&self) -> String {
-        self.mac(b"key-id", b"").0[..16].to_string()
+        self.mac(b"key-id", b"").hex()[..16].to_string()
     }
 
     /// The fingerprint of a value as read back from a platform or written by tether.
@@ -225,11 +262,31 @@ mod tests {
         let b = Fingerprinter::from_seed(b"two");
         assert_eq!(a.of_value("v"), a.of_value("v"));
         assert_ne!(a.of_value("v"), b.of_value("v"));
-        assert_ne!(a.of_value("v").0, hex::encode(Sha256::digest(b"v")));
+        assert_ne!(a.of_value("v").hex(), hex::encode(Sha256::digest(b"v")));
         let (_, d) = a.both("v");
         assert_eq!(
             d,
             a.of_sha256_hex(&hex::encode(Sha256::digest(b"v")).to_uppercase())
         );
+    }
+
+    #[test]
+    fn fingerprints_are_stored_as_hex_and_read_back_only_from_hex() {
+        let f = Fingerprinter::from_seed(b"one").of_value("v");
+        let json = serde_json::to_string(&f).unwrap();
+        assert_eq!(json, format!("\"{}\"", f.hex()));
+        assert_eq!(json.len(), 66);
+        assert_eq!(serde_json::from_str::<Fingerprint>(&json).unwrap(), f);
+        assert!(f.to_string().starts_with("hmac:") && f.to_string().len() == 17);
+        for bad in ["\"abc\"", "\"\"", &format!("\"{}\"", "g".repeat(64)), "12"] {
+            let e = serde_json::from_str::<Fingerprint>(bad).unwrap_err();
+            assert!(
+                e.to_string().contains("fingerprint is 64 hexadecimal") || bad == "12",
+                "{bad}: {e}"
+            );
+        }
+        // Ordered as their hex is, as when they were kept as strings.
+        let g = Fingerprinter::from_seed(b"two").of_value("v");
+        assert_eq!(f.cmp(&g), f.hex().cmp(&g.hex()));
     }
 }

@@ -47,10 +47,7 @@ fn monitor_detail(name: &str, env: &str) -> serde_json::Value {
             annotations: Default::default(),
         },
         spec,
-        source: Source {
-            file: "monitors.yaml".into(),
-            line: 1,
-        },
+        source: Source::new("monitors.yaml", 1),
     };
     let mut book = MonitorBook::new(&[m]);
     let start = now() - chrono::Duration::hours(2);

@@ -28,10 +28,7 @@ pub fn resource(name: &str, spec: MonitorSpec) -> Resource<MonitorSpec> {
             annotations: Default::default(),
         },
         spec,
-        source: Source {
-            file: "monitors.yaml".into(),
-            line: 1,
-        },
+        source: Source::new("monitors.yaml", 1),
     }
 }
 
