@@ -175,8 +175,8 @@ fn assume_unchanged(
             if !unknown {
                 continue;
             }
-            if let Some(f) = obs.variables.get(key).and_then(|o| o.fingerprint.clone()) {
-                dv.fingerprint = f.clone();
+            if let Some(f) = obs.variables.get(key).and_then(|o| o.fingerprint) {
+                dv.fingerprint = f;
                 dv.digest_fingerprint = f;
                 count += 1;
             }

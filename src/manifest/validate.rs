@@ -446,7 +446,7 @@ fn collect_entries<'d>(
                 .and_then(|p| p.variables.get(env_name)?.get(key))
                 .filter(|b| b.value.expose() == value.expose());
             let (fingerprint, digest_fingerprint) = match before {
-                Some(b) => (b.fingerprint.clone(), b.digest_fingerprint.clone()),
+                Some(b) => (b.fingerprint, b.digest_fingerprint),
                 None => keys.secrets.fingerprinter.both(value.expose()),
             };
             vars.insert(

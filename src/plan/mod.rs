@@ -222,7 +222,7 @@ fn variables(
                 secret,
                 platform_type,
                 type_changed,
-                fingerprint: Some(dv.fingerprint.clone()),
+                fingerprint: Some(dv.fingerprint),
                 id: current.and_then(|c| c.id.clone()),
             },
         });

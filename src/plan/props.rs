@@ -339,9 +339,9 @@ fn apply(plan: &Plan, desired: &DesiredState, observed: &ObservedState) -> Obser
                     ObservedVar {
                         id: Some(format!("written-{}", key.name)),
                         fingerprint: Some(if m == CompareMethod::Digest {
-                            dv.digest_fingerprint.clone()
+                            dv.digest_fingerprint
                         } else {
-                            dv.fingerprint.clone()
+                            dv.fingerprint
                         }),
                         method: m,
                         platform_type: platform_type.clone(),

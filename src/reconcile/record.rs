@@ -102,8 +102,8 @@ impl Reconciler {
                     _ => CompareMethod::Value,
                 };
                 let fingerprint = match method {
-                    CompareMethod::Digest => dv.map(|d| d.digest_fingerprint.clone()),
-                    _ => Some(fp.clone()),
+                    CompareMethod::Digest => dv.map(|d| d.digest_fingerprint),
+                    _ => Some(*fp),
                 };
                 let prev_id = obs.variables.get(&c.key.name).and_then(|v| v.id.clone());
                 obs.variables.insert(
@@ -128,7 +128,7 @@ impl Reconciler {
                 let railway_create = c.platform == Platform::Railway && c.action == Action::Create;
                 if method == CompareMethod::LastWrite || railway_create {
                     let lw = LastWrite {
-                        fingerprint: fp.clone(),
+                        fingerprint: *fp,
                         updated_at: applied.updated_at,
                     };
                     self.store
@@ -237,7 +237,7 @@ impl Reconciler {
                 continue;
             }
             let lw = LastWrite {
-                fingerprint: fp.clone(),
+                fingerprint: *fp,
                 updated_at: Some(at),
             };
             self.store

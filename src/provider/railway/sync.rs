@@ -78,7 +78,7 @@ impl Railway {
             .into_iter()
             .filter(|(svc, _)| *svc == ids.service)
             .map(|(_, name)| {
-                let fingerprint = ctx.last_writes.get(&name).map(|lw| lw.fingerprint.clone());
+                let fingerprint = ctx.last_writes.get(&name).map(|lw| lw.fingerprint);
                 let v = ObservedVar {
                     id: None,
                     fingerprint,

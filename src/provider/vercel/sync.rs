@@ -37,7 +37,7 @@ impl Vercel {
                     .get(&e.key)
                     .filter(|lw| lw.updated_at.is_some() && lw.updated_at == e.updated_at);
                 let fp = match lw {
-                    Some(lw) => Some(lw.fingerprint.clone()),
+                    Some(lw) => Some(lw.fingerprint),
                     // An encrypted value tether has no baseline for (written by someone else,
                     // or adopted): read it decrypted once; the caller keeps the fingerprint as
                     // the baseline while `updatedAt` stays the same.
