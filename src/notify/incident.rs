@@ -133,7 +133,7 @@ pub fn of_env(st: &EnvStatus, now: DateTime<Utc>) -> Vec<Incident> {
                 Some(("certificate.stuck", AlertSeverity::Warning))
             }
             ("monitor", _, _) => {
-                for (event, severity, why) in monitor(r.detail.as_ref(), r.state, reason.0) {
+                for (event, severity, why) in monitor(r.detail.as_deref(), r.state, reason.0) {
                     push(event, severity, resource.clone(), &why);
                 }
                 None

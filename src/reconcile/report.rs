@@ -181,10 +181,10 @@ pub(super) fn build_env(
             rs.observed_id = found.map(|d| d.id.clone());
             rs.url = found.and_then(|d| d.url.clone());
             rs.desired_digest = Some(format!("commit:{}", short(commit)));
-            rs.detail = found.map(|d| json!({
+            rs.detail = found.map(|d| Box::new(json!({
                 "status": d.status.as_str(), "platformStatus": d.platform_status, "commit": d.commit, "branch": d.branch,
                 "platformDeploymentId": d.id, "startedAt": d.created_at, "url": d.url,
-            }));
+            })));
             resources.push(rs);
         }
 
@@ -197,14 +197,14 @@ pub(super) fn build_env(
             let mut rs = resource(r, &okey, res.state, &res.reason, &res.message, od.is_some());
             rs.observed_id = od.map(|o| o.id.clone());
             rs.url = Some(format!("https://{host}"));
-            rs.detail = od.map(|o| {
+            rs.detail = od.map(|o| -> Box<serde_json::Value> {
                 let dns_status = match dns {
                     Some(rep) => rep.dns_status.as_str(),
                     None if o.verified => "verified",
                     None if o.required_records.is_empty() => "pending",
                     None => "configured",
                 };
-                json!({"dnsStatus": dns_status, "dnsChecked": dns.is_some(), "requiredRecords": o.required_records, "checks": dns.map(|d| &d.checks)})
+                Box::new(json!({"dnsStatus": dns_status, "dnsChecked": dns.is_some(), "requiredRecords": o.required_records, "checks": dns.map(|d| &d.checks)}))
             });
             resources.push(rs);
 
@@ -264,7 +264,7 @@ pub(super) fn build_env(
                         json!(r.cert_backoff(host).ok().and_then(|b| b.next_attempt)),
                     );
                 }
-                rs.detail = Some(detail);
+                rs.detail = Some(Box::new(detail));
                 resources.push(rs);
             }
         }
@@ -298,7 +298,9 @@ pub(super) fn build_env(
                     summary.as_ref().is_some_and(|s| s.latest.is_some()),
                 );
                 rs.url = Some(m.spec.url.clone());
-                rs.detail = summary.and_then(|s| serde_json::to_value(s).ok());
+                rs.detail = summary
+                    .and_then(|s| serde_json::to_value(s).ok())
+                    .map(Box::new);
                 resources.push(rs);
             }
         }
@@ -343,7 +345,7 @@ pub(super) fn build_env(
                     ),
                 };
                 let mut rs = resource(r, &okey, state, reason, &message, alert.is_none());
-                rs.detail = Some(detail);
+                rs.detail = Some(Box::new(detail));
                 resources.push(rs);
             }
         }
@@ -454,7 +456,7 @@ fn resource(
         conditions: conditions(state, reason, message),
         last_error: outcome.and_then(|o| o.error.as_ref().map(|e| e.to_string())),
         compare_method: None,
-        drift: r.drift.get(key).cloned(),
+        drift: r.drift.get(key).cloned().map(Box::new),
         detail: None,
     }
 }

@@ -30,7 +30,7 @@ fn resource(kind: &str, name: &str, state: State, detail: serde_json::Value) -> 
         last_error: None,
         compare_method: None,
         drift: None,
-        detail: Some(detail),
+        detail: Some(Box::new(detail)),
     }
 }
 

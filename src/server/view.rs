@@ -13,7 +13,7 @@ pub const DEFAULT_P95_SLO_MS: f64 = 2000.0;
 fn detail<T: for<'de> Deserialize<'de> + Default>(r: &ResourceStatus) -> T {
     r.detail
         .as_ref()
-        .and_then(|d| serde_json::from_value(d.clone()).ok())
+        .and_then(|d| serde_json::from_value((**d).clone()).ok())
         .unwrap_or_default()
 }
 

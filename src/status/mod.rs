@@ -105,11 +105,12 @@ pub struct ResourceStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compare_method: Option<CompareMethod>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub drift: Option<Drift>,
+    pub drift: Option<Box<Drift>>,
     /// Kind-specific status: a deployment's, certificate's, monitor's or backup's, as the data
-    /// model names them.
+    /// model names them. Boxed, as `drift` is: most resources (variables) have neither, and a
+    /// daemon holds 10,000 of these twice while it rebuilds the status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub detail: Option<serde_json::Value>,
+    pub detail: Option<Box<serde_json::Value>>,
 }
 
 /// One environment's status file.
