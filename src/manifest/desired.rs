@@ -167,7 +167,7 @@ impl DesiredState {
             .keys()
             .filter(|env| {
                 old.environments.get(*env) != self.environments.get(*env)
-                    || old.variables.get(*env) != self.variables.get(*env)
+                    || !same_variables(old.variables.get(*env), self.variables.get(*env))
                     || before.get(env.as_str()) != now.get(env.as_str())
             })
             .cloned()
@@ -215,6 +215,18 @@ impl DesiredState {
             + self.deployments.len()
             + self.monitors.len()
             + self.backup_policies.len()
+    }
+}
+
+/// One environment's variables in two states: a map a reload shared with the state in force is
+/// the same without comparing it again.
+fn same_variables(
+    a: Option<&Arc<BTreeMap<String, DesiredVar>>>,
+    b: Option<&Arc<BTreeMap<String, DesiredVar>>>,
+) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+        (a, b) => a.is_none() && b.is_none(),
     }
 }
 

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use proptest::prelude::*;
 
 use super::*;
-use crate::manifest::{self, DesiredState, SecretContext, VarValue};
+use crate::manifest::{DesiredState, VarValue};
 use crate::observed::*;
 use crate::secret::{Fingerprinter, SecretValue};
 
@@ -183,19 +183,8 @@ fn manifests(envs: &[GenEnv]) -> String {
 }
 
 fn desired_of(envs: &[GenEnv]) -> DesiredState {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("m.yaml"), manifests(envs)).unwrap();
-    let f = fp();
-    let mut d = manifest::load(
-        dir.path(),
-        &SecretContext {
-            keyring: None,
-            fingerprinter: &f,
-            key_source: "test",
-            decrypt: crate::manifest::Decrypt::All,
-        },
-    )
-    .unwrap_or_else(|e| panic!("the generated manifests are valid:\n{e}"));
+    let mut d = super::tests::load_text(&manifests(envs), &fp())
+        .unwrap_or_else(|e| panic!("the generated manifests are valid:\n{e}"));
     for vars in d.variables.values_mut() {
         for dv in std::sync::Arc::make_mut(vars).values_mut() {
             if dv.value.expose().starts_with(CANARY) {

@@ -59,35 +59,29 @@ spec: {name: api.example.com, environment: prod-api}
 "#;
 
 fn desired(extra: &str) -> DesiredState {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("m.yaml"), format!("{BASE}{extra}")).unwrap();
-    let f = fp();
-    manifest::load(
-        dir.path(),
-        &SecretContext {
-            keyring: None,
-            fingerprinter: &f,
-            key_source: "test",
-            decrypt: crate::manifest::Decrypt::All,
-        },
-    )
-    .unwrap()
+    with_text(&format!("{BASE}{extra}"))
 }
 
 fn with_text(yaml: &str) -> DesiredState {
+    load_text(yaml, &fp()).unwrap()
+}
+
+/// The desired state of one manifest file holding `yaml` (secrets in clear are allowed).
+pub(super) fn load_text(
+    yaml: &str,
+    f: &Fingerprinter,
+) -> Result<DesiredState, crate::manifest::Diagnostics> {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("m.yaml"), yaml).unwrap();
-    let f = fp();
     manifest::load(
         dir.path(),
         &SecretContext {
             keyring: None,
-            fingerprinter: &f,
+            fingerprinter: f,
             key_source: "test",
             decrypt: crate::manifest::Decrypt::All,
         },
     )
-    .unwrap()
 }
 
 fn var(value: &str) -> ObservedVar {

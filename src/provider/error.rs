@@ -56,6 +56,21 @@ impl ProviderError {
         )
     }
 
+    /// Runs `forget` (the client's cache of a project's ids) when `observed` failed in a way
+    /// [`Self::may_be_stale_ids`] names, so the next observation looks them up again.
+    pub fn forgetting_stale_ids<T>(
+        observed: Result<T, ProviderError>,
+        forget: impl FnOnce(),
+    ) -> Result<T, ProviderError> {
+        if observed
+            .as_ref()
+            .is_err_and(ProviderError::may_be_stale_ids)
+        {
+            forget();
+        }
+        observed
+    }
+
     /// Worth trying again later without a person's help.
     pub fn is_retryable(&self) -> bool {
         matches!(

@@ -103,8 +103,10 @@ impl Fingerprint {
 
     /// From 64 hex characters; None for anything else.
     pub fn from_hex(s: &str) -> Option<Fingerprint> {
+        if s.len() != 64 {
+            return None;
+        }
         let mut b = [0u8; 32];
-        (s.len() == 64).then_some(())?;
         hex::decode_to_slice(s, &mut b).ok()?;
         Some(Fingerprint(b))
     }
@@ -124,9 +126,7 @@ impl fmt::Debug for Fingerprint {
 
 impl Serialize for Fingerprint {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut out = [0u8; 64];
-        hex::encode_to_slice(self.0, &mut out).expect("twice the length");
-        s.serialize_str(std::str::from_utf8(&out).expect("hex is ASCII"))
+        s.serialize_str(&self.hex())
     }
 }
 

@@ -422,13 +422,7 @@ impl Provider for Vercel {
                 .as_ref()
                 .ok_or_else(|| crate::provider::no_target(P, env))?;
             let observed = self.observe_env(t, &ctx).await;
-            if observed
-                .as_ref()
-                .is_err_and(ProviderError::may_be_stale_ids)
-            {
-                self.forget(&t.project);
-            }
-            observed
+            ProviderError::forgetting_stale_ids(observed, || self.forget(&t.project))
         })
     }
     fn apply<'a>(
